@@ -1,0 +1,116 @@
+#include "pg_session.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static void copy_trimmed(char *dst, size_t dstsz, const char *src)
+{
+	size_t n;
+	snprintf(dst, dstsz, "%s", src ? src : "");
+	n = strlen(dst);
+	while (n > 0 && (dst[n - 1] == '\n' || dst[n - 1] == ' '))
+		dst[--n] = '\0';
+}
+
+/* Cuts at a UTF-8 character boundary so the header stays valid UTF-8 after truncation. */
+static void utf8_truncate(char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n <= max)
+		return;
+	n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	s[n] = '\0';
+}
+
+void pg_error_set(struct pg_error *err, PGconn *conn, const PGresult *r)
+{
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	const char *constraint = r ? PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME) : NULL;
+	const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+	memset(err, 0, sizeof *err);
+	/* libpq invents SQLSTATEs for some client-side failures; a lost connection has none. */
+	if (state && strlen(state) == 5 && !(conn && PQstatus(conn) == CONNECTION_BAD))
+		memcpy(err->sqlstate, state, 6);
+	copy_trimmed(err->constraint, sizeof err->constraint, constraint);
+	if (primary)
+		copy_trimmed(err->message, sizeof err->message, primary);
+	else if (r && *PQresultErrorMessage(r))
+		copy_trimmed(err->message, sizeof err->message, PQresultErrorMessage(r));
+	else
+		copy_trimmed(err->message, sizeof err->message,
+			     conn ? PQerrorMessage(conn) : "no connection");
+	utf8_truncate(err->message, PG_ERROR_MESSAGE_MAX);
+}
+
+void pg_error_setf(struct pg_error *err, const char *sqlstate, const char *fmt, ...)
+{
+	va_list ap;
+	memset(err, 0, sizeof *err);
+	snprintf(err->sqlstate, sizeof err->sqlstate, "%s", sqlstate ? sqlstate : "");
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof err->message, fmt, ap);
+	va_end(ap);
+}
+
+static int exec_setting(struct pg_session *s, const char *sql, struct pg_error *err)
+{
+	PGresult *r = PQexec(s->conn, sql);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+	if (!ok)
+		pg_error_set(err, s->conn, r);
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
+int pg_session_connect(struct pg_session *s, struct pg_error *err)
+{
+	char sql[256];
+	/* Later keywords win: the operator's conninfo overrides our application_name and
+	 * connect_timeout, but the worker needs UTF-8 (headers and logs are UTF-8). */
+	const char *keys[] = { "application_name", "connect_timeout", "dbname", "client_encoding",
+			       NULL };
+	const char *vals[] = { s->application_name, "10", s->conninfo, "UTF8", NULL };
+
+	pg_session_close(s);
+	/* expand_dbname = 1: the conninfo may be a URI or a key=value string. */
+	s->conn = PQconnectdbParams(keys, vals, 1);
+	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
+		pg_error_set(err, s->conn, NULL);
+		goto fail;
+	}
+	snprintf(sql, sizeof sql, "SET statement_timeout = %d", s->statement_timeout_ms);
+	if (exec_setting(s, sql, err) < 0)
+		goto fail;
+	for (size_t i = 0; i < s->nstatements; i++) {
+		PGresult *r = PQprepare(s->conn, s->statements[i].name, s->statements[i].sql, 0,
+					NULL);
+		int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		if (!ok)
+			pg_error_set(err, s->conn, r);
+		PQclear(r);
+		if (!ok)
+			goto fail;
+	}
+	return 0;
+fail:
+	pg_session_close(s);
+	return -1;
+}
+
+int pg_session_healthy(const struct pg_session *s)
+{
+	return s->conn && PQstatus(s->conn) == CONNECTION_OK &&
+	       PQtransactionStatus(s->conn) == PQTRANS_IDLE;
+}
+
+void pg_session_close(struct pg_session *s)
+{
+	if (s && s->conn) {
+		PQfinish(s->conn);
+		s->conn = NULL;
+	}
+}

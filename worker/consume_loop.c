@@ -1,0 +1,489 @@
+#include "consume_loop.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "asset_tx.h"
+#include "clock.h"
+#include "kafka_conf.h"
+#include "log.h"
+#include "migrate.h"
+#include "process_request.h"
+
+#define POLL_MS 100
+#define REVOKE_FLUSH_MS 10000   /* how long a revoke waits for retry/DLQ acknowledgements */
+#define SHUTDOWN_FLUSH_MS 30000 /* same at a graceful stop (a second signal cuts it short) */
+#define DRAIN_SETTLE_MS 1500    /* --drain: caught up this long, with no rebalance, to exit */
+
+volatile sig_atomic_t worker_signal_count;
+
+static void await_forwarded(struct worker *w, int ms);
+
+enum run_stage worker_stage(const struct worker *w)
+{
+	(void)w;
+	return worker_signal_count == 0 ? STAGE_RUNNING
+	       : worker_signal_count == 1 ? STAGE_DRAINING : STAGE_FAST_EXIT;
+}
+
+/* ---- backlog: records taken from the consumer, waiting their turn ---- */
+
+static void backlog_push(struct backlog *b, rd_kafka_message_t *msg,
+			 const struct tracked_offset *input)
+{
+	if (b->count == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 16;
+		struct backlog_entry *items = malloc(cap * sizeof *items);
+		if (!items)
+			abort();
+		for (size_t i = 0; i < b->count; i++)
+			items[i] = b->items[(b->head + i) % b->cap];
+		free(b->items);
+		b->items = items;
+		b->cap = cap;
+		b->head = 0;
+	}
+	b->items[(b->head + b->count++) % b->cap] = (struct backlog_entry){ msg, *input };
+}
+
+static int backlog_pop(struct backlog *b, struct backlog_entry *out)
+{
+	if (b->count == 0)
+		return -1;
+	*out = b->items[b->head];
+	b->head = (b->head + 1) % b->cap;
+	b->count--;
+	return 0;
+}
+
+/* Drops the records of a revoked partition, keeping the order of the rest. */
+static void backlog_drop_partition(struct backlog *b, const char *topic, int32_t partition)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < b->count; i++) {
+		struct backlog_entry e = b->items[(b->head + i) % b->cap];
+		if (e.input.partition == partition && strcmp(e.input.topic, topic) == 0)
+			rd_kafka_message_destroy(e.msg);
+		else
+			b->items[(b->head + kept++) % b->cap] = e;
+	}
+	b->count = kept;
+}
+
+static void backlog_cleanup(struct backlog *b)
+{
+	struct backlog_entry e;
+	while (backlog_pop(b, &e) == 0)
+		rd_kafka_message_destroy(e.msg);
+	free(b->items);
+	memset(b, 0, sizeof *b);
+}
+
+/* ---- partition bookkeeping ---- */
+
+static void list_set(rd_kafka_topic_partition_list_t *l, const char *topic, int32_t partition,
+		     int64_t offset)
+{
+	rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(l, topic, partition);
+	if (!p)
+		p = rd_kafka_topic_partition_list_add(l, topic, partition);
+	p->offset = offset;
+}
+
+void worker_complete(struct worker *w, const struct tracked_offset *input)
+{
+	int64_t next = offset_tracker_close(w->tracker, input);
+	if (next < 0)
+		return;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, input->topic, input->partition)->offset = next;
+	rd_kafka_resp_err_t err = rd_kafka_offsets_store(w->consumer, l);
+	if (err || l->elems[0].err)
+		log_warn("offset_store_failed", LOG_S("topic", input->topic),
+			 LOG_I("partition", input->partition), LOG_I("offset", next),
+			 LOG_S("error", rd_kafka_err2str(err ? err : l->elems[0].err)));
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Delivery of a requeue or dead letter acknowledged: its input record is final. */
+static void on_forwarded(void *opaque, const struct tracked_offset *input, const char *topic,
+			 int32_t partition, int64_t offset)
+{
+	struct worker *w = opaque;
+	if (strcmp(topic, w->cfg->kafka.retry_topic) == 0)
+		list_set(w->produced, topic, partition, offset);
+	worker_complete(w, input);
+}
+
+void worker_pause_for_db(struct worker *w, int pause)
+{
+	rd_kafka_topic_partition_list_t *assigned = NULL;
+	if (w->paused_for_db == pause)
+		return;
+	if (rd_kafka_assignment(w->consumer, &assigned) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		if (pause)
+			rd_kafka_pause_partitions(w->consumer, assigned);
+		else
+			rd_kafka_resume_partitions(w->consumer, assigned);
+		rd_kafka_topic_partition_list_destroy(assigned);
+	}
+	w->paused_for_db = pause;
+	log_info(pause ? "consumption_paused" : "consumption_resumed",
+		 LOG_S("reason", "database unavailable"));
+}
+
+static void log_partitions(const char *event, const rd_kafka_topic_partition_list_t *l)
+{
+	char buf[1024];
+	size_t n = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < l->cnt && n < sizeof buf; i++)
+		n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s[%d]", i ? "," : "",
+				      l->elems[i].topic, l->elems[i].partition);
+	log_info(event, LOG_I("count", l->cnt), LOG_S("partitions", buf));
+}
+
+static void on_assign(struct worker *w, rd_kafka_topic_partition_list_t *parts)
+{
+	for (int i = 0; i < parts->cnt; i++)
+		offset_tracker_assign(w->tracker, parts->elems[i].topic, parts->elems[i].partition);
+	rd_kafka_error_t *err = rd_kafka_incremental_assign(w->consumer, parts);
+	if (err) {
+		log_error("assign_failed", LOG_S("error", rd_kafka_error_string(err)));
+		rd_kafka_error_destroy(err);
+	}
+	if (w->paused_for_db)
+		rd_kafka_pause_partitions(w->consumer, parts);
+	log_partitions("partitions_assigned", parts);
+}
+
+static void on_revoke(struct worker *w, rd_kafka_topic_partition_list_t *parts)
+{
+	if (!rd_kafka_assignment_lost(w->consumer)) {
+		/* Let acknowledgements in flight complete their offsets, then commit what is
+		 * final before another worker takes over. */
+		await_forwarded(w, REVOKE_FLUSH_MS);
+		rd_kafka_resp_err_t err = rd_kafka_commit(w->consumer, NULL, 0);
+		if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+			log_warn("commit_failed", LOG_S("error", rd_kafka_err2str(err)));
+	} else {
+		log_warn("assignment_lost", LOG_S("reason", "partitions were taken away without a "
+							    "revoke; their open requests are "
+							    "redelivered"));
+	}
+	for (int i = 0; i < parts->cnt; i++) {
+		const char *t = parts->elems[i].topic;
+		int32_t p = parts->elems[i].partition;
+		retry_delay_drop_partition(&w->delayed, t, p);
+		backlog_drop_partition(&w->backlog, t, p);
+		offset_tracker_revoke(w->tracker, t, p);
+		rd_kafka_topic_partition_list_del(w->eof, t, p);
+	}
+	rd_kafka_error_t *err = rd_kafka_incremental_unassign(w->consumer, parts);
+	if (err) {
+		log_error("unassign_failed", LOG_S("error", rd_kafka_error_string(err)));
+		rd_kafka_error_destroy(err);
+	}
+	log_partitions("partitions_revoked", parts);
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	struct worker *w = opaque;
+	w->last_rebalance_ms = clock_mono_ms();
+	w->caught_up_since_ms = 0;
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		w->assigned_once = 1;
+		on_assign(w, parts);
+	} else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+		on_revoke(w, parts);
+	} else {
+		log_error("rebalance_failed", LOG_S("error", rd_kafka_err2str(err)));
+	}
+}
+
+/* ---- records and consumer events ---- */
+
+static void on_consumer_event(struct worker *w, rd_kafka_message_t *msg)
+{
+	if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+		list_set(w->eof, rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset);
+		return;
+	}
+	if (msg->err == RD_KAFKA_RESP_ERR__FATAL) {
+		char reason[512];
+		rd_kafka_fatal_error(w->consumer, reason, sizeof reason);
+		log_error("kafka_fatal", LOG_S("error", reason));
+		w->fatal = 1;
+		return;
+	}
+	/* Consumer errors are informational: librdkafka recovers by itself. */
+	log_warn("kafka_error", LOG_S("topic", msg->rkt ? rd_kafka_topic_name(msg->rkt) : NULL),
+		 LOG_I("partition", msg->partition), LOG_S("error", rd_kafka_message_errstr(msg)));
+}
+
+/* Takes ownership of msg. */
+static void on_message(struct worker *w, rd_kafka_message_t *msg)
+{
+	struct tracked_offset input;
+	if (msg->err) {
+		on_consumer_event(w, msg);
+		rd_kafka_message_destroy(msg);
+		return;
+	}
+	const char *topic = rd_kafka_topic_name(msg->rkt);
+	rd_kafka_topic_partition_list_del(w->eof, topic, msg->partition);
+	if (offset_tracker_open(w->tracker, topic, msg->partition, msg->offset, &input) < 0) {
+		rd_kafka_message_destroy(msg); /* not ours any more: the owner gets it */
+		return;
+	}
+	backlog_push(&w->backlog, msg, &input);
+}
+
+void worker_wait(struct worker *w, int ms)
+{
+	int64_t deadline = clock_mono_ms() + ms;
+	while (worker_stage(w) == STAGE_RUNNING && !w->fatal) {
+		int64_t left = deadline - clock_mono_ms();
+		if (left <= 0)
+			break;
+		rd_kafka_message_t *msg = rd_kafka_consumer_poll(w->consumer,
+								 left < POLL_MS ? (int)left : POLL_MS);
+		if (msg)
+			on_message(w, msg);
+		forwarder_poll(&w->fwd, 0);
+	}
+}
+
+/* Takes ownership of e->msg. */
+static void dispatch(struct worker *w, struct backlog_entry *e)
+{
+	struct record_origin origin;
+	record_origin_read(e->msg, &origin);
+	if (strcmp(rd_kafka_topic_name(e->msg->rkt), w->cfg->kafka.retry_topic) == 0 &&
+	    origin.not_before_ms > clock_wall_ms()) {
+		retry_delay_hold(&w->delayed, e->msg, &e->input, origin.not_before_ms);
+		return;
+	}
+	process_request(w, e->msg, &e->input, &origin);
+	rd_kafka_message_destroy(e->msg);
+}
+
+/* ---- --drain ---- */
+
+static int all_assigned_at_end(struct worker *w)
+{
+	rd_kafka_topic_partition_list_t *assigned = NULL;
+	int at_end = 1;
+	if (rd_kafka_assignment(w->consumer, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return 0;
+	rd_kafka_position(w->consumer, assigned);
+	for (int i = 0; i < assigned->cnt && at_end; i++) {
+		rd_kafka_topic_partition_t *a = &assigned->elems[i];
+		rd_kafka_topic_partition_t *p =
+			rd_kafka_topic_partition_list_find(w->produced, a->topic, a->partition);
+		if (!rd_kafka_topic_partition_list_find(w->eof, a->topic, a->partition))
+			at_end = 0;
+		/* A retry we produced to our own partition must come back before we are done. */
+		else if (p && a->offset <= p->offset)
+			at_end = 0;
+	}
+	rd_kafka_topic_partition_list_destroy(assigned);
+	return at_end;
+}
+
+static int drained(struct worker *w)
+{
+	int64_t now = clock_mono_ms();
+	if (!w->assigned_once || w->backlog.count || w->delayed.count ||
+	    forwarder_pending(&w->fwd) || offset_tracker_open_count(w->tracker) ||
+	    !all_assigned_at_end(w)) {
+		w->caught_up_since_ms = 0;
+		return 0;
+	}
+	if (!w->caught_up_since_ms)
+		w->caught_up_since_ms = now;
+	return now - w->caught_up_since_ms >= DRAIN_SETTLE_MS &&
+	       now - w->last_rebalance_ms >= DRAIN_SETTLE_MS;
+}
+
+/* ---- setup, loop, shutdown ---- */
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (worker_signal_count < 2)
+		worker_signal_count++;
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
+static int check_schema(struct worker *w, char *errbuf, size_t errsize)
+{
+	int pending = migrate_pending(w->pg.conn, errbuf, errsize);
+	if (pending < 0)
+		return -1;
+	if (pending > 0) {
+		snprintf(errbuf, errsize,
+			 "the database schema is %d migration(s) behind this worker: run "
+			 "`worker migrate --config %s` first",
+			 pending, w->cfg->path);
+		return -1;
+	}
+	return 0;
+}
+
+int worker_setup(struct worker *w, const struct config *cfg, int drain_mode, char *errbuf,
+		 size_t errsize)
+{
+	char host[64] = "worker";
+	rd_kafka_conf_t *conf;
+
+	memset(w, 0, sizeof *w);
+	w->cfg = cfg;
+	w->drain_mode = drain_mode;
+	if (cfg->worker.id && *cfg->worker.id) {
+		snprintf(w->worker_id, sizeof w->worker_id, "%s", cfg->worker.id);
+	} else {
+		gethostname(host, sizeof host - 1);
+		snprintf(w->worker_id, sizeof w->worker_id, "%s-%d", host, (int)getpid());
+	}
+	w->backoff = (struct backoff_policy){ cfg->retry.initial_backoff_ms,
+					      cfg->retry.max_backoff_ms, cfg->retry.multiplier };
+	worker_stats_init(&w->stats);
+	retry_delay_init(&w->delayed);
+	w->tracker = offset_tracker_new();
+	w->eof = rd_kafka_topic_partition_list_new(8);
+	w->produced = rd_kafka_topic_partition_list_new(8);
+	w->pg = (struct pg_session){ .conninfo = cfg->postgres.conninfo,
+				     .statement_timeout_ms = cfg->postgres.statement_timeout_ms,
+				     .application_name = w->worker_id,
+				     .statements = asset_tx_statements,
+				     .nstatements = asset_tx_nstatements };
+	if (!w->tracker)
+		abort();
+	install_signals();
+
+	if (forwarder_setup(&w->fwd, cfg, w->worker_id, on_forwarded, w, errbuf, errsize) < 0)
+		return -1;
+	conf = kafka_conf_new(cfg, KAFKA_CONSUMER, w->worker_id, cfg->kafka.group_id, errbuf,
+			      errsize);
+	if (!conf)
+		return -1;
+	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rd_kafka_conf_set_opaque(conf, w);
+	w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errsize);
+	if (!w->consumer) {
+		rd_kafka_conf_destroy(conf);
+		return -1;
+	}
+	/* conf is now owned by the consumer */
+	rd_kafka_poll_set_consumer(w->consumer);
+
+	/* The database first: without the schema every request would be dead-lettered. */
+	if (process_request_connect(w) < 0) {
+		snprintf(errbuf, errsize, "stopped before the database could be reached");
+		return -1;
+	}
+	if (check_schema(w, errbuf, errsize) < 0)
+		return -1;
+
+	rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
+	rd_kafka_topic_partition_list_add(topics, cfg->kafka.input_topic, RD_KAFKA_PARTITION_UA);
+	rd_kafka_topic_partition_list_add(topics, cfg->kafka.retry_topic, RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t err = rd_kafka_subscribe(w->consumer, topics);
+	rd_kafka_topic_partition_list_destroy(topics);
+	if (err) {
+		snprintf(errbuf, errsize, "subscribe: %s", rd_kafka_err2str(err));
+		return -1;
+	}
+	log_info("worker_started", LOG_S("version", AW_VERSION), LOG_S("group", cfg->kafka.group_id),
+		 LOG_S("input_topic", cfg->kafka.input_topic),
+		 LOG_S("retry_topic", cfg->kafka.retry_topic),
+		 LOG_S("dlq_topic", cfg->kafka.dlq_topic), LOG_I("drain", drain_mode));
+	return 0;
+}
+
+int worker_run(struct worker *w)
+{
+	while (worker_stage(w) == STAGE_RUNNING && !w->fatal) {
+		struct backlog_entry e;
+		struct delayed_record due;
+		int64_t now_wall = clock_wall_ms();
+
+		/* Due retries first (they are older), then what was fetched, then fetch more. */
+		if (retry_delay_pop_due(&w->delayed, now_wall, &due) == 0) {
+			struct record_origin origin;
+			record_origin_read(due.msg, &origin);
+			process_request(w, due.msg, &due.input, &origin);
+			rd_kafka_message_destroy(due.msg);
+		} else if (backlog_pop(&w->backlog, &e) == 0) {
+			dispatch(w, &e);
+		} else {
+			int64_t next = retry_delay_next_in(&w->delayed, now_wall);
+			int timeout = next >= 0 && next < POLL_MS ? (int)next : POLL_MS;
+			rd_kafka_message_t *msg = rd_kafka_consumer_poll(w->consumer, timeout);
+			if (msg)
+				on_message(w, msg);
+		}
+		forwarder_poll(&w->fwd, 0);
+		worker_stats_maybe_log(&w->stats, w->cfg->log.summary_interval_ms);
+		if (w->drain_mode && drained(w)) {
+			log_info("drained", LOG_S("reason", "caught up and nothing waits"));
+			break;
+		}
+	}
+	return w->fatal ? 1 : 0;
+}
+
+/* Waits for retry/DLQ acknowledgements, so their input offsets can be committed; a second
+ * signal stops the wait. */
+static void await_forwarded(struct worker *w, int ms)
+{
+	int64_t deadline = clock_mono_ms() + ms;
+	while (forwarder_pending(&w->fwd) > 0 && worker_stage(w) != STAGE_FAST_EXIT &&
+	       clock_mono_ms() < deadline)
+		forwarder_poll(&w->fwd, POLL_MS);
+}
+
+void worker_cleanup(struct worker *w)
+{
+	if (w->consumer) {
+		int fast = worker_stage(w) == STAGE_FAST_EXIT;
+		log_info("worker_stopping", LOG_S("stage", fast ? "fast_exit" : "draining"),
+			 LOG_I("handed_back", (int64_t)(w->backlog.count + w->delayed.count)));
+		/* Records not started are handed back: their offsets are never stored. */
+		backlog_cleanup(&w->backlog);
+		retry_delay_cleanup(&w->delayed);
+		if (!fast && !w->fatal)
+			await_forwarded(w, SHUTDOWN_FLUSH_MS);
+		/* Commits what is final, leaves the group (revoke callback runs). */
+		rd_kafka_consumer_close(w->consumer);
+		rd_kafka_destroy(w->consumer);
+		w->consumer = NULL;
+	}
+	forwarder_cleanup(&w->fwd, 0);
+	pg_session_close(&w->pg);
+	if (w->eof)
+		rd_kafka_topic_partition_list_destroy(w->eof);
+	if (w->produced)
+		rd_kafka_topic_partition_list_destroy(w->produced);
+	offset_tracker_free(w->tracker);
+	backlog_cleanup(&w->backlog);
+	retry_delay_cleanup(&w->delayed);
+	worker_stats_log_final(&w->stats);
+	memset(w, 0, sizeof *w);
+}

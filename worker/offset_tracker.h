@@ -1,0 +1,50 @@
+/* Which input offsets may be committed.
+ *
+ * A record's offset is stored for commit only once the record reached a final state (DB
+ * commit, or retry/dead-letter produce acknowledged). Those finish out of order (a dead
+ * letter waits for the broker while the next record commits in PostgreSQL), so per partition
+ * the committable offset is the lowest offset still open: committing past an open record
+ * would lose it on a crash. */
+#ifndef AW_OFFSET_TRACKER_H
+#define AW_OFFSET_TRACKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct offset_tracker;
+
+/* Identifies one open record; `generation` changes when the partition is reassigned, so an
+ * acknowledgement arriving after a revoke cannot complete a record of the next assignment. */
+struct tracked_offset {
+	const char *topic; /* points into the tracker; valid while the partition is tracked */
+	int32_t partition;
+	int64_t offset;
+	uint32_t generation;
+};
+
+struct offset_tracker *offset_tracker_new(void);
+void offset_tracker_free(struct offset_tracker *t);
+
+/* Starts (or restarts, after a revoke) tracking a partition. */
+void offset_tracker_assign(struct offset_tracker *t, const char *topic, int32_t partition);
+/* Forgets a partition and its open records (revoked). */
+void offset_tracker_revoke(struct offset_tracker *t, const char *topic, int32_t partition);
+int offset_tracker_is_assigned(const struct offset_tracker *t, const char *topic,
+			       int32_t partition);
+/* Whether `ref` still belongs to the current assignment of its partition. */
+int offset_tracker_is_current(const struct offset_tracker *t, const struct tracked_offset *ref);
+
+/* Opens a record. Offsets of a partition must be opened in increasing order. Returns -1 if
+ * the partition is not assigned. */
+int offset_tracker_open(struct offset_tracker *t, const char *topic, int32_t partition,
+			int64_t offset, struct tracked_offset *out);
+
+/* Marks a record final. Returns the new committable offset of its partition (the next
+ * offset to consume) when it advanced, else -1 (still blocked by an earlier open record, or
+ * a stale ref). */
+int64_t offset_tracker_close(struct offset_tracker *t, const struct tracked_offset *ref);
+
+/* Open records in all partitions. */
+size_t offset_tracker_open_count(const struct offset_tracker *t);
+
+#endif

@@ -1,0 +1,66 @@
+/* The running worker: everything the consume loop, the request processing and the rebalance
+ * handling share, passed around as one context (no globals but the signal flags). */
+#ifndef AW_WORKER_H
+#define AW_WORKER_H
+
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdint.h>
+
+#include "backoff.h"
+#include "config.h"
+#include "forward.h"
+#include "offset_tracker.h"
+#include "pg_session.h"
+#include "retry_delay.h"
+#include "worker_stats.h"
+
+/* Shutdown stages, in order. */
+enum run_stage {
+	STAGE_RUNNING,   /* fetching and processing */
+	STAGE_DRAINING,  /* first SIGTERM/SIGINT, or --drain caught up: fetch nothing new; the
+			  * request in hand finishes, acknowledgements are awaited, offsets are
+			  * committed, the group is left */
+	STAGE_FAST_EXIT, /* second signal: stop waiting; whatever is not final stays uncommitted
+			  * and is redelivered to the next owner */
+};
+
+/* A record taken from the consumer and not yet processed (fetched while the loop was busy). */
+struct backlog_entry {
+	rd_kafka_message_t *msg;
+	struct tracked_offset input;
+};
+
+struct backlog {
+	struct backlog_entry *items;
+	size_t head, count, cap;
+};
+
+struct worker {
+	const struct config *cfg;
+	char worker_id[128];
+	int drain_mode;                 /* --drain: exit 0 once caught up */
+
+	rd_kafka_t *consumer;
+	struct forwarder fwd;
+	struct offset_tracker *tracker;
+	struct retry_delay delayed;
+	struct backlog backlog;
+	struct pg_session pg;
+	struct backoff_policy backoff;
+
+	int paused_for_db;              /* every assigned partition paused: database unavailable */
+	int assigned_once;              /* a first assignment arrived (possibly empty) */
+	int64_t last_rebalance_ms;
+	int64_t caught_up_since_ms;     /* --drain: when the caught-up state began, 0 if not */
+	rd_kafka_topic_partition_list_t *eof; /* assigned partitions seen at their end */
+	rd_kafka_topic_partition_list_t *produced; /* retry partitions we wrote to: last offset */
+	int fatal;                      /* unrecoverable error: exit 1 */
+
+	struct worker_stats stats;
+};
+
+/* Set by the signal handlers only (sigaction); read by the loop. */
+extern volatile sig_atomic_t worker_signal_count;
+
+#endif
