@@ -8,6 +8,8 @@
 #include "log.h"
 #include "sqlstate.h"
 
+static const char *nonempty(const char *s) { return s && *s ? s : NULL; }
+
 /* The context every log line of one request carries. */
 #define REQUEST_FIELDS(msg, req_id, attempt)                                                \
 	LOG_S("topic", rd_kafka_topic_name((msg)->rkt)), LOG_I("partition", (msg)->partition), \
@@ -63,7 +65,7 @@ static int wait_transient(struct worker *w, const rd_kafka_message_t *msg,
 
 	w->stats.db_retries++;
 	log_warn("database_unavailable", REQUEST_FIELDS(msg, request_id, attempt),
-		 LOG_S("error_class", cls), LOG_S("sqlstate", err->sqlstate),
+		 LOG_S("error_class", cls), LOG_S("sqlstate", nonempty(err->sqlstate)),
 		 LOG_S("error", err->message), LOG_I("tries", tries), LOG_I("retry_in_ms", delay));
 	worker_pause_for_db(w, 1);
 	worker_wait(w, (int)delay);
@@ -89,7 +91,7 @@ int process_request_connect(struct worker *w)
 		/* Whatever the reason (down, refusing, bad password), the requests are not at
 		 * fault: wait, and say why. */
 		int64_t delay = backoff_delay_ms(&w->backoff, tries, backoff_random());
-		log_warn("database_connect_failed", LOG_S("sqlstate", err.sqlstate),
+		log_warn("database_connect_failed", LOG_S("sqlstate", nonempty(err.sqlstate)),
 			 LOG_S("error", err.message), LOG_I("tries", tries),
 			 LOG_I("retry_in_ms", delay));
 		worker_pause_for_db(w, 1);
@@ -131,7 +133,8 @@ void process_request(struct worker *w, const rd_kafka_message_t *msg,
 			break;
 		}
 		struct error_class cls = classify_sqlstate(err.sqlstate);
-		struct forward_reason why = { cls.name, err.sqlstate, err.constraint, err.message };
+		struct forward_reason why = { cls.name, nonempty(err.sqlstate),
+					      nonempty(err.constraint), err.message };
 		if (cls.action == ACTION_REQUEUE) {
 			if (attempt >= w->cfg->retry.max_attempts) {
 				why.error_class = ERROR_CLASS_RETRIES_EXHAUSTED;
