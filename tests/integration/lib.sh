@@ -1,0 +1,192 @@
+# Shared harness of the integration tests (sourced by tests/integration/NN-*.sh).
+#
+# Every test drives the real `worker` binary against the real PostgreSQL server (one server
+# for the suite, one fresh database per test) and its own loopback broker (a fresh
+# aw-dev-broker per test, reached over TCP). Assertions print "ok"/"not ok" lines; the
+# script exits non-zero on the first failure and prints the worker logs.
+set -euo pipefail
+
+IT_SRC="${AW_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+IT_BUILD="${AW_BUILD_DIR:-$IT_SRC/build}"
+IT_NAME="$(basename "$0" .sh)"
+WORKER="$IT_BUILD/worker/worker"
+AWK="$IT_BUILD/tools/aw-kafka"
+GEN="$IT_BUILD/tools/aw-gen"
+IT_PASSED=0
+
+# One PostgreSQL server for the whole suite, on its own port and run directory so the
+# demo's server is left alone.
+export AW_PG_PORT="${AW_IT_PG_PORT:-55442}"
+IT_PG_RUN="$IT_BUILD/it-pg"
+IT_DIR="$(mktemp -d "/tmp/aw-it.$IT_NAME.XXXXXX")"
+IT_DB="it_$(echo "$IT_NAME" | tr -c 'a-zA-Z0-9\n' '_')"
+IT_GROUP="it-$IT_NAME"
+IT_WORKER_PIDS=()
+
+it_pg() { AW_RUN_DIR="$IT_PG_RUN" "$IT_SRC/scripts/pg.sh" "$@"; }
+it_broker() { AW_RUN_DIR="$IT_DIR" AW_BUILD_DIR="$IT_BUILD" "$IT_SRC/scripts/broker.sh" "$@"; }
+
+it_cleanup() {
+	local rc=$?
+	for pid in "${IT_WORKER_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+	it_broker stop >/dev/null 2>&1 || true
+	if ((rc != 0)); then
+		echo "# $IT_NAME failed (exit $rc); logs in $IT_DIR:"
+		for f in "$IT_DIR"/*.log; do
+			[[ -f "$f" ]] || continue
+			echo "# --- $f (last 60 lines)"
+			tail -n 60 "$f" | sed 's/^/# /'
+		done
+	else
+		rm -rf "$IT_DIR"
+	fi
+}
+trap it_cleanup EXIT
+
+# ---- assertions ----
+
+ok() {
+	IT_PASSED=$((IT_PASSED + 1))
+	echo "ok $IT_PASSED - $*"
+}
+fail() {
+	echo "not ok - $*"
+	exit 1
+}
+assert_eq() { # expected actual description
+	if [[ "$1" == "$2" ]]; then ok "$3"; else fail "$3: expected [$1], got [$2]"; fi
+}
+assert_ge() { # minimum actual description
+	if (($2 >= $1)); then ok "$3"; else fail "$3: expected >= $1, got $2"; fi
+}
+assert_match() { # regex actual description
+	if [[ "$2" =~ $1 ]]; then ok "$3"; else fail "$3: [$2] does not match /$1/"; fi
+}
+assert_file_contains() { # file fixed-string description
+	if grep -qF -- "$2" "$1"; then ok "$3"; else fail "$3: '$2' not in $1"; fi
+}
+assert_file_lacks() { # file fixed-string description
+	if grep -qF -- "$2" "$1"; then fail "$3: '$2' found in $1"; else ok "$3"; fi
+}
+it_done() { echo "$IT_PASSED passed, 0 failed"; }
+
+# Waits until a command succeeds: it_wait_for SECONDS DESCRIPTION CMD...
+it_wait_for() {
+	local secs="$1" what="$2"
+	shift 2
+	local deadline=$((SECONDS + secs))
+	until "$@" >/dev/null 2>&1; do
+		((SECONDS < deadline)) || fail "timed out after ${secs}s waiting for: $what"
+		sleep 0.2
+	done
+}
+
+# ---- servers ----
+
+# Starts what the test needs: PostgreSQL (shared) with a fresh database, a fresh broker, and
+# a worker config in $IT_CONFIG. Extra broker arguments are passed through.
+it_setup() {
+	it_pg start >/dev/null
+	eval "$(it_pg env)"
+	export PGHOST PGPORT PGUSER
+	export PGDATABASE="$IT_DB"
+	psql -q -X -d postgres -c "DROP DATABASE IF EXISTS $IT_DB WITH (FORCE)" \
+		-c "CREATE DATABASE $IT_DB" >/dev/null
+	export PG_CONNINFO="postgresql://$PGUSER@127.0.0.1:$PGPORT/$IT_DB"
+	it_broker start "$@" >/dev/null
+	eval "$(it_broker env)"
+	export KAFKA_BROKERS
+	IT_CONFIG="$IT_DIR/worker.yaml"
+	it_write_config
+	"$WORKER" migrate --config "$IT_CONFIG" 2>"$IT_DIR/migrate.log" || fail "migrate failed"
+}
+
+# Writes $IT_CONFIG; extra YAML lines for the retry section may be given in IT_RETRY_YAML.
+it_write_config() {
+	cat >"$IT_CONFIG" <<YAML
+kafka:
+  brokers: "\${KAFKA_BROKERS}"
+  group_id: $IT_GROUP
+  properties:
+    session.timeout.ms: "6000"
+    heartbeat.interval.ms: "500"
+postgres:
+  conninfo: "\${PG_CONNINFO}"
+  statement_timeout_ms: ${IT_STATEMENT_TIMEOUT_MS:-5000}
+retry:
+  initial_backoff_ms: ${IT_INITIAL_BACKOFF_MS:-50}
+  max_backoff_ms: ${IT_MAX_BACKOFF_MS:-400}
+  multiplier: 2.0
+  max_attempts: ${IT_MAX_ATTEMPTS:-5}
+log:
+  level: ${IT_LOG_LEVEL:-info}
+  format: ${IT_LOG_FORMAT:-text}
+  summary_interval_ms: 2000
+YAML
+}
+
+it_sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
+
+# ---- data ----
+
+IT_TENANT=5a0e8f3c-1111-4a4a-8a8a-000000000001
+IT_FOLDER=5a0e8f3c-2222-4a4a-8a8a-000000000002
+
+it_seed() {
+	it_sql "INSERT INTO tenants VALUES ('$IT_TENANT', 'it tenant')" >/dev/null
+	it_sql "INSERT INTO folders VALUES ('$IT_FOLDER', '$IT_TENANT', 'it folder')" >/dev/null
+}
+
+it_uuid() { cat /proc/sys/kernel/random/uuid; }
+it_sha() { printf '%064x' "$1"; }
+
+# A valid request value: it_request REQUEST_ID CONTENT_NUMBER [extra JSON fields]
+it_request() {
+	printf '{"type":"asset.create","version":1,"request_id":"%s","tenant_id":"%s","name":"file-%s.bin","content_sha256":"%s","size_bytes":100,"storage_uri":"s3://it/%s"%s}' \
+		"$1" "$IT_TENANT" "$2" "$(it_sha "$2")" "$2" "${3:+,$3}"
+}
+
+# Produces raw values, one per line: it_produce_values [TOPIC [PARTITION]]. Without a
+# partition, records spread over the partitions (no key), so their order is not kept.
+it_produce_values() {
+	"$AWK" produce --topic "${1:-assets.create}" ${2:+--partition "$2"} 2>>"$IT_DIR/produce.log"
+}
+# Produces envelope lines ({"key","value","headers","partition"}).
+it_produce_envelopes() {
+	"$AWK" produce --envelope --topic "${1:-assets.create}" 2>>"$IT_DIR/produce.log"
+}
+it_dump() { "$AWK" dump --topic "$1" 2>>"$IT_DIR/dump.log"; }
+
+# ---- the worker ----
+
+# Runs `worker run --drain` to completion; asserts exit 0. Log: $IT_DIR/drain-N.log
+IT_DRAIN_N=0
+it_run_drain() {
+	IT_DRAIN_N=$((IT_DRAIN_N + 1))
+	IT_LAST_LOG="$IT_DIR/drain-$IT_DRAIN_N.log"
+	local rc=0
+	timeout 180 "$WORKER" run --config "$IT_CONFIG" --drain "$@" 2>"$IT_LAST_LOG" || rc=$?
+	[[ $rc -eq 0 ]] || fail "worker run --drain exited $rc (log $IT_LAST_LOG)"
+}
+
+# Starts a worker in the background: it_start_worker NAME [args]; pid in IT_PID_<NAME>.
+it_start_worker() {
+	local name="$1"
+	shift
+	"$WORKER" run --config "$IT_CONFIG" "$@" 2>"$IT_DIR/worker-$name.log" &
+	local pid=$!
+	IT_WORKER_PIDS+=("$pid")
+	printf -v "IT_PID_$name" '%s' "$pid"
+}
+
+# Sends a signal and waits for the exit: it_stop_worker NAME [SIGNAL]; exit code in IT_RC.
+it_stop_worker() {
+	local var="IT_PID_$1"
+	local pid="${!var}"
+	kill -"${2:-TERM}" "$pid" 2>/dev/null || true
+	IT_RC=0
+	wait "$pid" || IT_RC=$?
+}
+
+# Counts log lines of an outcome across the logs of this test.
+it_log_count() { cat "$IT_DIR"/*.log | grep -c "outcome=$1" || true; }
