@@ -17,7 +17,8 @@ IT_PASSED=0
 # One PostgreSQL server for the whole suite, on its own port and run directory so the
 # demo's server is left alone.
 export AW_PG_PORT="${AW_IT_PG_PORT:-55442}"
-IT_PG_RUN="$IT_BUILD/it-pg"
+# Shared by every build directory (plain and sanitizer builds run against one server).
+IT_PG_RUN="${AW_IT_PG_RUN:-$IT_SRC/.run/it-pg}"
 IT_DIR="$(mktemp -d "/tmp/aw-it.$IT_NAME.XXXXXX")"
 IT_DB="it_$(echo "$IT_NAME" | tr -c 'a-zA-Z0-9\n' '_')"
 IT_GROUP="it-$IT_NAME"
