@@ -16,6 +16,7 @@
 #define REVOKE_FLUSH_MS 10000   /* how long a revoke waits for retry/DLQ acknowledgements */
 #define SHUTDOWN_FLUSH_MS 30000 /* same at a graceful stop (a second signal cuts it short) */
 #define DRAIN_SETTLE_MS 1500    /* --drain: caught up this long, with no rebalance, to exit */
+#define RETRY_HOLD_MAX 10000    /* retries waiting in memory before the retry topic pauses */
 
 volatile sig_atomic_t worker_signal_count;
 
@@ -130,8 +131,10 @@ void worker_pause_for_db(struct worker *w, int pause)
 		rd_kafka_topic_partition_list_destroy(assigned);
 	}
 	w->paused_for_db = pause;
+	if (!pause)
+		w->retry_paused = 0; /* resumed with the rest; backpressure re-pauses if needed */
 	log_info(pause ? "consumption_paused" : "consumption_resumed",
-		 LOG_S("reason", "database unavailable"));
+		 LOG_S("reason", pause ? "database unavailable" : "database available"));
 }
 
 static void log_partitions(const char *event, const rd_kafka_topic_partition_list_t *l)
@@ -258,14 +261,48 @@ void worker_wait(struct worker *w, int ms)
 	}
 }
 
+/* Pauses the retry topic while too many retries wait in memory, resumes at half. The held
+ * ones become due within retry.max_backoff_ms, so this always drains. */
+static void retry_backpressure(struct worker *w)
+{
+	int want = w->delayed.count >= RETRY_HOLD_MAX ? 1
+		   : w->delayed.count < RETRY_HOLD_MAX / 2 ? 0 : w->retry_paused;
+	rd_kafka_topic_partition_list_t *assigned = NULL, *retry;
+
+	if (want == w->retry_paused || w->paused_for_db ||
+	    rd_kafka_assignment(w->consumer, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	retry = rd_kafka_topic_partition_list_new(assigned->cnt);
+	for (int i = 0; i < assigned->cnt; i++)
+		if (strcmp(assigned->elems[i].topic, w->cfg->kafka.retry_topic) == 0)
+			rd_kafka_topic_partition_list_add(retry, assigned->elems[i].topic,
+							  assigned->elems[i].partition);
+	if (want)
+		rd_kafka_pause_partitions(w->consumer, retry);
+	else
+		rd_kafka_resume_partitions(w->consumer, retry);
+	rd_kafka_topic_partition_list_destroy(retry);
+	rd_kafka_topic_partition_list_destroy(assigned);
+	w->retry_paused = want;
+	log_info(want ? "retry_topic_paused" : "retry_topic_resumed",
+		 LOG_I("waiting_retries", (int64_t)w->delayed.count));
+}
+
 /* Takes ownership of e->msg. */
 static void dispatch(struct worker *w, struct backlog_entry *e)
 {
 	struct record_origin origin;
+	int64_t now = clock_wall_ms();
 	record_origin_read(e->msg, &origin);
 	if (strcmp(rd_kafka_topic_name(e->msg->rkt), w->cfg->kafka.retry_topic) == 0 &&
-	    origin.not_before_ms > clock_wall_ms()) {
-		retry_delay_hold(&w->delayed, e->msg, &e->input, origin.not_before_ms);
+	    origin.not_before_ms > now) {
+		/* We never write a delay beyond max_backoff_ms: a later time is not ours to
+		 * honour (clock skew, a hand-made record) and would pin the partition. */
+		int64_t due = origin.not_before_ms;
+		if (due > now + w->cfg->retry.max_backoff_ms)
+			due = now + w->cfg->retry.max_backoff_ms;
+		retry_delay_hold(&w->delayed, e->msg, &e->input, due);
+		retry_backpressure(w);
 		return;
 	}
 	process_request(w, e->msg, &e->input, &origin);
@@ -430,6 +467,7 @@ int worker_run(struct worker *w)
 			record_origin_read(due.msg, &origin);
 			process_request(w, due.msg, &due.input, &origin);
 			rd_kafka_message_destroy(due.msg);
+			retry_backpressure(w);
 		} else if (backlog_pop(&w->backlog, &e) == 0) {
 			dispatch(w, &e);
 		} else {

@@ -86,6 +86,7 @@ int process_request_connect(struct worker *w)
 			if (tries > 1 || w->stats.db_reconnects > 0)
 				log_info("database_connected", LOG_I("tries", tries));
 			w->stats.db_reconnects++;
+			worker_pause_for_db(w, 0);
 			return 0;
 		}
 		/* Whatever the reason (down, refusing, bad password), the requests are not at

@@ -50,6 +50,7 @@ struct worker {
 	struct backoff_policy backoff;
 
 	int paused_for_db;              /* every assigned partition paused: database unavailable */
+	int retry_paused;               /* retry partitions paused: too many retries waiting */
 	int assigned_once;              /* a first assignment arrived (possibly empty) */
 	int64_t last_rebalance_ms;
 	int64_t caught_up_since_ms;     /* --drain: when the caught-up state began, 0 if not */
