@@ -119,10 +119,14 @@ grep -ho 'outcome=[a-z_]*' "$run"/demo-worker-*.log | sort | uniq -c | sed 's/^/
 recorded=$(psql -X -A -t -c 'SELECT count(*) FROM asset_requests')
 dupkeys=$(psql -X -A -t -c 'SELECT count(*) FROM (SELECT 1 FROM assets GROUP BY tenant_id, content_sha256 HAVING count(*) > 1) d')
 echo
-echo "Accounting: $produced produced = $recorded in asset_requests + $dlq dead-lettered" \
-	"-> $((recorded + dlq == produced ? 1 : 0)) (1 = every request accounted for exactly once)"
-echo "Content keys with more than one asset: $dupkeys"
-[[ $((recorded + dlq)) -eq $produced && $dupkeys -eq 0 ]] || { echo "ACCOUNTING FAILED"; exit 1; }
+echo "Accounting: $produced produced, $recorded recorded in PostgreSQL, $dlq dead-lettered;" \
+	"$dupkeys content keys with more than one asset."
+if [[ $((recorded + dlq)) -eq $produced && $dupkeys -eq 0 ]]; then
+	echo "Every request is accounted for exactly once."
+else
+	echo "ACCOUNTING MISMATCH"
+	exit 1
+fi
 echo
 echo "PostgreSQL and the broker are still running; stop them with:"
 echo "  scripts/broker.sh stop && scripts/pg.sh stop"
