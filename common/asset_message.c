@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
+
 enum field_kind { FIELD_STRING, FIELD_INTEGER, FIELD_OBJECT };
 
 /* The message's fields after type and version. JSON null is SQL NULL for every field: a
@@ -115,8 +117,8 @@ static enum decode_status read_fields(json_t *doc, struct asset_request *out, ch
 	return DECODE_OK;
 }
 
-enum decode_status asset_message_decode(const void *value, size_t len, struct asset_request *out,
-					char *reason, size_t reasonsz)
+static enum decode_status decode(const void *value, size_t len, struct asset_request *out,
+				 char *reason, size_t reasonsz)
 {
 	json_error_t jerr;
 	json_t *doc;
@@ -151,6 +153,16 @@ enum decode_status asset_message_decode(const void *value, size_t len, struct as
 	if (st != DECODE_OK)
 		return st;
 	return read_fields(doc, out, reason, reasonsz);
+}
+
+enum decode_status asset_message_decode(const void *value, size_t len, struct asset_request *out,
+					char *reason, size_t reasonsz)
+{
+	enum decode_status st = decode(value, len, out, reason, reasonsz);
+	/* The reason quotes parts of the input (jansson quotes the bad token): keep
+	 * x-error-message valid UTF-8 text without control characters. */
+	utf8_sanitize(reason);
+	return st;
 }
 
 void asset_request_clear(struct asset_request *req)

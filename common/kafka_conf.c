@@ -12,7 +12,6 @@ struct kv {
 /* Defaults the operator may override in kafka.properties. */
 static const struct kv consumer_defaults[] = {
 	{ "auto.offset.reset", "earliest" }, /* a new group starts from the beginning */
-	{ "partition.assignment.strategy", "cooperative-sticky" },
 	{ "enable.auto.commit", "true" },    /* commits only what we stored */
 	{ "auto.commit.interval.ms", "1000" },
 	{ "session.timeout.ms", "10000" },
@@ -27,6 +26,9 @@ static const struct kv producer_defaults[] = {
 static const struct kv consumer_forced[] = {
 	{ "enable.auto.offset.store", "false" }, /* offsets stored only once a request is final */
 	{ "enable.partition.eof", "true" },      /* --drain needs to know when it caught up */
+	/* The rebalance callbacks use the incremental API; an eager strategy would make every
+	 * assignment fail. */
+	{ "partition.assignment.strategy", "cooperative-sticky" },
 };
 static const struct kv producer_forced[] = {
 	{ "enable.idempotence", "true" }, /* acks=all, no duplicates or reordering on retry */

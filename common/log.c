@@ -11,14 +11,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <math.h>
+
+#include "utf8.h"
+
 #define LOG_LINE_MAX 8192
-#define LOG_SECRETS_MAX 16
+#define LOG_LINE_TAIL 2  /* room always kept for the closing "}\n" */
+#define LOG_VALUE_CAP 256 /* per string value, when a line is rebuilt because it was too long */
 
 static struct {
 	enum log_level level;
 	enum log_format format;
 	char worker_id[128];
-	char *secrets[LOG_SECRETS_MAX];
+	char **secrets;
 	size_t nsecrets;
 } g_log = { .level = LOG_INFO, .format = LOG_FORMAT_TEXT };
 
@@ -37,18 +42,26 @@ int log_enabled(enum log_level level) { return level >= g_log.level; }
 
 void log_add_secret(const char *secret)
 {
-	if (!secret || !*secret || g_log.nsecrets == LOG_SECRETS_MAX)
+	char **grown, *copy;
+	if (!secret || !*secret)
 		return;
 	for (size_t i = 0; i < g_log.nsecrets; i++)
 		if (strcmp(g_log.secrets[i], secret) == 0)
 			return;
-	g_log.secrets[g_log.nsecrets++] = strdup(secret);
+	grown = realloc(g_log.secrets, (g_log.nsecrets + 1) * sizeof *grown);
+	copy = strdup(secret);
+	if (!grown || !copy)
+		abort(); /* cannot promise to mask it: do not run on */
+	g_log.secrets = grown;
+	g_log.secrets[g_log.nsecrets++] = copy;
 }
 
 void log_cleanup(void)
 {
 	for (size_t i = 0; i < g_log.nsecrets; i++)
 		free(g_log.secrets[i]);
+	free(g_log.secrets);
+	g_log.secrets = NULL;
 	g_log.nsecrets = 0;
 }
 
@@ -78,13 +91,17 @@ int log_format_parse(const char *s, enum log_format *out)
 struct line {
 	char buf[LOG_LINE_MAX];
 	size_t len;
+	int cut;          /* something did not fit */
+	size_t value_cap; /* 0, or the most bytes of each string value written */
 };
 
 static void put_raw(struct line *l, const char *s, size_t n)
 {
-	size_t room = sizeof l->buf - 1 - l->len; /* keep one byte for '\n' */
-	if (n > room)
+	size_t room = sizeof l->buf - LOG_LINE_TAIL - l->len;
+	if (n > room) {
 		n = room;
+		l->cut = 1;
+	}
 	memcpy(l->buf + l->len, s, n);
 	l->len += n;
 }
@@ -109,8 +126,16 @@ static void put_escaped_span(struct line *l, const char *s, size_t n, int json)
 			esc[4] = hex[c >> 4];
 			esc[5] = hex[c & 15];
 			put_raw(l, esc, 6);
-		} else {
+		} else if (c < 0x80) {
 			put_raw(l, (const char *)&s[i], 1);
+		} else {
+			/* Whole characters only; bytes that are not UTF-8 become U+FFFD. */
+			size_t len = utf8_sequence_len((const unsigned char *)s + i, n - i);
+			if (len == 0)
+				put_str(l, "\xef\xbf\xbd");
+			else
+				put_raw(l, s + i, len);
+			i += len ? len - 1 : 0;
 		}
 	}
 }
@@ -123,9 +148,12 @@ static void put_escaped(struct line *l, const char *s, int json)
 		size_t hitlen = 0;
 		for (size_t k = 0; k < g_log.nsecrets; k++) {
 			const char *p = strstr(s, g_log.secrets[k]);
-			if (p && (!hit || p < hit)) {
+			size_t len = strlen(g_log.secrets[k]);
+			/* The earliest match; at the same place the longest, so no part of a
+			 * longer secret is left showing. */
+			if (p && (!hit || p < hit || (p == hit && len > hitlen))) {
 				hit = p;
-				hitlen = strlen(g_log.secrets[k]);
+				hitlen = len;
 			}
 		}
 		if (!hit) {
@@ -157,14 +185,25 @@ static void put_value(struct line *l, const struct log_field *f, int json)
 		put_str(l, num);
 		break;
 	case LOG_FIELD_DOUBLE:
-		snprintf(num, sizeof num, "%.3f", f->d);
+		if (isfinite(f->d))
+			snprintf(num, sizeof num, "%.3f", f->d);
+		else /* JSON has no NaN or infinity */
+			snprintf(num, sizeof num, "%s", json ? "null" : isnan(f->d) ? "nan" : "inf");
 		put_str(l, num);
 		break;
 	case LOG_FIELD_STR: {
 		int quote = json || needs_quotes(f->s);
+		const char *v = f->s;
+		char capped[LOG_VALUE_CAP + 4];
+		if (l->value_cap && strlen(v) > l->value_cap) {
+			snprintf(capped, sizeof capped, "%s", v);
+			utf8_truncate(capped, l->value_cap);
+			strcat(capped, "...");
+			v = capped;
+		}
 		if (quote)
 			put_raw(l, "\"", 1);
-		put_escaped(l, f->s, json);
+		put_escaped(l, v, json);
 		if (quote)
 			put_raw(l, "\"", 1);
 		break;
@@ -184,51 +223,72 @@ static void put_timestamp(struct line *l)
 	put_str(l, ts);
 }
 
-void log_write(enum log_level level, const char *event, const struct log_field *fields, size_t n)
+static void build_line(struct line *l, enum log_level level, const char *event,
+		       const struct log_field *fields, size_t n, size_t value_cap)
 {
-	struct line l;
 	int json = g_log.format == LOG_FORMAT_JSON;
-	int saved_errno = errno;
 
-	l.len = 0;
+	l->len = 0;
+	l->cut = 0;
+	l->value_cap = value_cap;
 	if (json) {
-		put_str(&l, "{\"ts\":\"");
-		put_timestamp(&l);
-		put_str(&l, "\",\"level\":\"");
-		put_str(&l, level_names[level]);
-		put_str(&l, "\",\"event\":\"");
-		put_escaped(&l, event, 1);
-		put_str(&l, "\"");
+		put_str(l, "{\"ts\":\"");
+		put_timestamp(l);
+		put_str(l, "\",\"level\":\"");
+		put_str(l, level_names[level]);
+		put_str(l, "\",\"event\":\"");
+		put_escaped(l, event, 1);
+		put_str(l, "\"");
 		if (g_log.worker_id[0]) {
-			put_str(&l, ",\"worker_id\":\"");
-			put_escaped(&l, g_log.worker_id, 1);
-			put_str(&l, "\"");
+			put_str(l, ",\"worker_id\":\"");
+			put_escaped(l, g_log.worker_id, 1);
+			put_str(l, "\"");
 		}
 	} else {
-		put_timestamp(&l);
-		put_str(&l, " ");
-		put_str(&l, level_names[level]);
-		put_str(&l, level == LOG_INFO || level == LOG_WARN ? "  " : " ");
-		put_escaped(&l, event, 0);
+		put_timestamp(l);
+		put_str(l, " ");
+		put_str(l, level_names[level]);
+		put_str(l, level == LOG_INFO || level == LOG_WARN ? "  " : " ");
+		put_escaped(l, event, 0);
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct log_field *f = &fields[i];
 		if (f->type == LOG_FIELD_STR && !f->s)
 			continue;
 		if (json) {
-			put_str(&l, ",\"");
-			put_escaped(&l, f->key, 1);
-			put_str(&l, "\":");
+			put_str(l, ",\"");
+			put_escaped(l, f->key, 1);
+			put_str(l, "\":");
 		} else {
-			put_str(&l, " ");
-			put_str(&l, f->key);
-			put_str(&l, "=");
+			put_str(l, " ");
+			put_str(l, f->key);
+			put_str(l, "=");
 		}
-		put_value(&l, f, json);
+		put_value(l, f, json);
 	}
+	if (value_cap) {
+		static const struct log_field mark = { .key = "log_line_truncated",
+						       .type = LOG_FIELD_INT, .i = 1 };
+		put_str(l, json ? ",\"" : " ");
+		put_str(l, mark.key);
+		put_str(l, json ? "\":" : "=");
+		put_value(l, &mark, json);
+	}
+	/* Past put_raw's limit: LOG_LINE_TAIL keeps this room. */
 	if (json)
-		put_str(&l, "}");
-	l.buf[l.len++] = '\n';
+		l->buf[l->len++] = '}';
+	l->buf[l->len++] = '\n';
+}
+
+void log_write(enum log_level level, const char *event, const struct log_field *fields, size_t n)
+{
+	static __thread struct line l; /* 8 KiB: not on librdkafka threads' stacks */
+	int saved_errno = errno;
+
+	build_line(&l, level, event, fields, n, 0);
+	/* Too long: a cut line would not be valid JSON. Rebuild it with every value capped. */
+	if (l.cut)
+		build_line(&l, level, event, fields, n, LOG_VALUE_CAP);
 
 	for (size_t off = 0; off < l.len;) {
 		ssize_t w = write(STDERR_FILENO, l.buf + off, l.len - off);

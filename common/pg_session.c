@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "utf8.h"
+
 static void copy_trimmed(char *dst, size_t dstsz, const char *src)
 {
 	size_t n;
@@ -13,23 +15,13 @@ static void copy_trimmed(char *dst, size_t dstsz, const char *src)
 		dst[--n] = '\0';
 }
 
-/* Cuts at a UTF-8 character boundary so the header stays valid UTF-8 after truncation. */
-static void utf8_truncate(char *s, size_t max)
-{
-	size_t n = strlen(s);
-	if (n <= max)
-		return;
-	n = max;
-	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-		n--;
-	s[n] = '\0';
-}
-
 void pg_error_set(struct pg_error *err, PGconn *conn, const PGresult *r)
 {
 	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	const char *constraint = r ? PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME) : NULL;
 	const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+	char full[4 * PG_ERROR_MESSAGE_MAX];
 
 	memset(err, 0, sizeof *err);
 	/* libpq invents SQLSTATEs for some client-side failures; a lost connection has none. */
@@ -37,13 +29,16 @@ void pg_error_set(struct pg_error *err, PGconn *conn, const PGresult *r)
 		memcpy(err->sqlstate, state, 6);
 	copy_trimmed(err->constraint, sizeof err->constraint, constraint);
 	if (primary)
-		copy_trimmed(err->message, sizeof err->message, primary);
+		copy_trimmed(full, sizeof full, primary);
 	else if (r && *PQresultErrorMessage(r))
-		copy_trimmed(err->message, sizeof err->message, PQresultErrorMessage(r));
+		copy_trimmed(full, sizeof full, PQresultErrorMessage(r));
 	else
-		copy_trimmed(err->message, sizeof err->message,
-			     conn ? PQerrorMessage(conn) : "no connection");
-	utf8_truncate(err->message, PG_ERROR_MESSAGE_MAX);
+		copy_trimmed(full, sizeof full, conn ? PQerrorMessage(conn) : "no connection");
+	/* Cut on a character boundary (a cut inside `full` itself becomes '?'). */
+	utf8_sanitize(full);
+	utf8_truncate(full, PG_ERROR_MESSAGE_MAX);
+	memcpy(err->message, full, strlen(full) + 1);
+	utf8_sanitize(err->constraint);
 }
 
 void pg_error_setf(struct pg_error *err, const char *sqlstate, const char *fmt, ...)
@@ -71,9 +66,13 @@ int pg_session_connect(struct pg_session *s, struct pg_error *err)
 	char sql[256];
 	/* Later keywords win: the operator's conninfo overrides our application_name and
 	 * connect_timeout, but the worker needs UTF-8 (headers and logs are UTF-8). */
-	const char *keys[] = { "application_name", "connect_timeout", "dbname", "client_encoding",
-			       NULL };
-	const char *vals[] = { s->application_name, "10", s->conninfo, "UTF8", NULL };
+	/* Keepalives and tcp_user_timeout: a half-open connection fails in about a minute
+	 * instead of blocking the worker for the kernel's 15. */
+	const char *keys[] = { "application_name", "connect_timeout", "keepalives",
+			       "keepalives_idle", "keepalives_interval", "keepalives_count",
+			       "tcp_user_timeout", "dbname", "client_encoding", NULL };
+	const char *vals[] = { s->application_name, "10", "1", "30", "10", "3", "60000",
+			       s->conninfo, "UTF8", NULL };
 
 	pg_session_close(s);
 	/* expand_dbname = 1: the conninfo may be a URI or a key=value string. */

@@ -27,8 +27,10 @@ struct record_origin {
 };
 
 /* Fills `o` from the record's x-original-* (or, on a first arrival, the record's own place),
- * x-attempt and x-retry-not-before. Malformed header values count as absent. */
-void record_origin_read(const rd_kafka_message_t *m, struct record_origin *o);
+ * and, for a record of `retry_topic` only, x-attempt and x-retry-not-before (on any other
+ * topic they are a producer's, not ours). Malformed header values count as absent. */
+void record_origin_read(const rd_kafka_message_t *m, const char *retry_topic,
+			struct record_origin *o);
 
 /* Reads the last header `name` as a decimal integer. Returns 0, or -1 if absent/invalid. */
 int record_header_int(rd_kafka_headers_t *hdrs, const char *name, int64_t *out);

@@ -115,7 +115,13 @@ int asset_tx_run(struct pg_session *s, const struct asset_request *req,
 		pg_session_close(s);
 		return -1;
 	}
-	PQexitPipelineMode(c);
+	if (!PQexitPipelineMode(c)) {
+		/* Results left unread would be taken for the next request's: start afresh. */
+		if (rc == 0)
+			pg_error_setf(err, "", "could not leave pipeline mode: %s", PQerrorMessage(c));
+		pg_session_close(s);
+		return -1;
+	}
 	/* The failed statement left the transaction aborted: roll back now, not later. */
 	if (PQtransactionStatus(c) != PQTRANS_IDLE) {
 		PGresult *r = PQexec(c, "ROLLBACK");

@@ -18,7 +18,8 @@ struct replay {
 	const struct replay_options *opts;
 	rd_kafka_t *consumer, *producer;
 	long sent, skipped, failed;
-	int assigned;
+	int assigned_once;                   /* a first assignment arrived */
+	rd_kafka_topic_partition_list_t *eof; /* partitions read to their end */
 };
 
 static void replay_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -56,10 +57,17 @@ static int replay_one(struct replay *r, const rd_kafka_message_t *m)
 	rd_kafka_header_remove(hdrs, HDR_REPLAYED);
 	record_headers_strip_decision(hdrs);
 	record_header_add_int(hdrs, HDR_REPLAYED, replayed + 1);
-	rd_kafka_resp_err_t err = rd_kafka_producev(
-		r->producer, RD_KAFKA_V_TOPIC(r->cfg->kafka.input_topic),
-		RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
-		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+	rd_kafka_resp_err_t err;
+	for (;;) {
+		err = rd_kafka_producev(r->producer, RD_KAFKA_V_TOPIC(r->cfg->kafka.input_topic),
+					RD_KAFKA_V_KEY(m->key, m->key_len),
+					RD_KAFKA_V_VALUE(m->payload, m->len),
+					RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+					RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break;
+		rd_kafka_poll(r->producer, 100); /* local queue full: let deliveries drain */
+	}
 	if (err) {
 		rd_kafka_headers_destroy(hdrs);
 		log_error("replay_produce_failed", LOG_S("error", rd_kafka_err2str(err)));
@@ -77,7 +85,7 @@ static void replay_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
 	struct replay *r = opaque;
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-		r->assigned = parts->cnt > 0 ? parts->cnt : -1;
+		r->assigned_once = 1;
 		rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
 	} else {
 		rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
@@ -125,26 +133,42 @@ static int setup(struct replay *r, char *errbuf, size_t errsize)
 	return 0;
 }
 
+/* Whether every assigned partition was read to its end. */
+static int all_at_end(struct replay *r)
+{
+	rd_kafka_topic_partition_list_t *assigned = NULL;
+	int done = r->assigned_once;
+	if (!done || rd_kafka_assignment(r->consumer, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return 0;
+	for (int i = 0; i < assigned->cnt && done; i++)
+		done = rd_kafka_topic_partition_list_find(r->eof, assigned->elems[i].topic,
+							  assigned->elems[i].partition) != NULL;
+	rd_kafka_topic_partition_list_destroy(assigned);
+	return done;
+}
+
 /* Reads the dead-letter topic up to its end (or --limit). Returns 0, or -1. */
 static int replay_all(struct replay *r)
 {
-	int at_end = 0, idle_ms = 0;
+	int idle_ms = 0;
 	while (idle_ms < REPLAY_IDLE_TIMEOUT_MS) {
 		if (r->opts->limit >= 0 && r->sent >= r->opts->limit)
+			return 0;
+		if (all_at_end(r))
 			return 0;
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, 100);
 		rd_kafka_poll(r->producer, 0);
 		if (!m) {
 			idle_ms += 100;
-			if (r->assigned < 0)
-				return 0; /* an empty dead-letter topic has no partition to read */
 			continue;
 		}
 		idle_ms = 0;
 		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			if (!rd_kafka_topic_partition_list_find(r->eof, rd_kafka_topic_name(m->rkt),
+								m->partition))
+				rd_kafka_topic_partition_list_add(r->eof, rd_kafka_topic_name(m->rkt),
+								  m->partition);
 			rd_kafka_message_destroy(m);
-			if (++at_end >= r->assigned)
-				return 0;
 			continue;
 		}
 		if (m->err) {
@@ -170,7 +194,7 @@ static int replay_all(struct replay *r)
 
 int cmd_replay_dlq(const struct config *cfg, const struct replay_options *opts)
 {
-	struct replay r = { .cfg = cfg, .opts = opts };
+	struct replay r = { .cfg = cfg, .opts = opts, .eof = rd_kafka_topic_partition_list_new(4) };
 	char errbuf[512];
 	int rc = EXIT_OK;
 
@@ -203,5 +227,6 @@ cleanup:
 	}
 	if (r.producer)
 		rd_kafka_destroy(r.producer);
+	rd_kafka_topic_partition_list_destroy(r.eof);
 	return rc;
 }

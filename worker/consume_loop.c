@@ -157,8 +157,17 @@ static void on_assign(struct worker *w, rd_kafka_topic_partition_list_t *parts)
 		log_error("assign_failed", LOG_S("error", rd_kafka_error_string(err)));
 		rd_kafka_error_destroy(err);
 	}
-	if (w->paused_for_db)
-		rd_kafka_pause_partitions(w->consumer, parts);
+	/* A new partition takes the state the worker is in: librdkafka keeps our pause flag
+	 * across unassign/assign, so every partition's state is set explicitly here. */
+	rd_kafka_topic_partition_list_t *pause = rd_kafka_topic_partition_list_new(parts->cnt);
+	for (int i = 0; i < parts->cnt; i++)
+		if (w->paused_for_db ||
+		    (w->retry_paused && strcmp(parts->elems[i].topic, w->cfg->kafka.retry_topic) == 0))
+			rd_kafka_topic_partition_list_add(pause, parts->elems[i].topic,
+							  parts->elems[i].partition);
+	if (pause->cnt)
+		rd_kafka_pause_partitions(w->consumer, pause);
+	rd_kafka_topic_partition_list_destroy(pause);
 	log_partitions("partitions_assigned", parts);
 }
 
@@ -184,6 +193,9 @@ static void on_revoke(struct worker *w, rd_kafka_topic_partition_list_t *parts)
 		offset_tracker_revoke(w->tracker, t, p);
 		rd_kafka_topic_partition_list_del(w->eof, t, p);
 	}
+	/* Our pause flag would outlive the assignment (librdkafka 2.0 keeps it on the partition
+	 * object): clear it, so the partition is fetched if it comes back. */
+	rd_kafka_resume_partitions(w->consumer, parts);
 	rd_kafka_error_t *err = rd_kafka_incremental_unassign(w->consumer, parts);
 	if (err) {
 		log_error("unassign_failed", LOG_S("error", rd_kafka_error_string(err)));
@@ -240,7 +252,8 @@ static void on_message(struct worker *w, rd_kafka_message_t *msg)
 	const char *topic = rd_kafka_topic_name(msg->rkt);
 	rd_kafka_topic_partition_list_del(w->eof, topic, msg->partition);
 	if (offset_tracker_open(w->tracker, topic, msg->partition, msg->offset, &input) < 0) {
-		rd_kafka_message_destroy(msg); /* not ours any more: the owner gets it */
+		/* Not ours any more (the owner gets it), or already in hand. */
+		rd_kafka_message_destroy(msg);
 		return;
 	}
 	backlog_push(&w->backlog, msg, &input);
@@ -249,7 +262,7 @@ static void on_message(struct worker *w, rd_kafka_message_t *msg)
 void worker_wait(struct worker *w, int ms)
 {
 	int64_t deadline = clock_mono_ms() + ms;
-	while (worker_stage(w) == STAGE_RUNNING && !w->fatal) {
+	while (worker_stage(w) == STAGE_RUNNING && !w->fatal && !w->fwd.fatal) {
 		int64_t left = deadline - clock_mono_ms();
 		if (left <= 0)
 			break;
@@ -293,7 +306,7 @@ static void dispatch(struct worker *w, struct backlog_entry *e)
 {
 	struct record_origin origin;
 	int64_t now = clock_wall_ms();
-	record_origin_read(e->msg, &origin);
+	record_origin_read(e->msg, w->cfg->kafka.retry_topic, &origin);
 	if (strcmp(rd_kafka_topic_name(e->msg->rkt), w->cfg->kafka.retry_topic) == 0 &&
 	    origin.not_before_ms > now) {
 		/* We never write a delay beyond max_backoff_ms: a later time is not ours to
@@ -456,7 +469,7 @@ int worker_setup(struct worker *w, const struct config *cfg, int drain_mode, cha
 
 int worker_run(struct worker *w)
 {
-	while (worker_stage(w) == STAGE_RUNNING && !w->fatal) {
+	while (worker_stage(w) == STAGE_RUNNING && !w->fatal && !w->fwd.fatal) {
 		struct backlog_entry e;
 		struct delayed_record due;
 		int64_t now_wall = clock_wall_ms();
@@ -464,7 +477,7 @@ int worker_run(struct worker *w)
 		/* Due retries first (they are older), then what was fetched, then fetch more. */
 		if (retry_delay_pop_due(&w->delayed, now_wall, &due) == 0) {
 			struct record_origin origin;
-			record_origin_read(due.msg, &origin);
+			record_origin_read(due.msg, w->cfg->kafka.retry_topic, &origin);
 			process_request(w, due.msg, &due.input, &origin);
 			rd_kafka_message_destroy(due.msg);
 			retry_backpressure(w);
@@ -484,7 +497,7 @@ int worker_run(struct worker *w)
 			break;
 		}
 	}
-	return w->fatal ? 1 : 0;
+	return w->fatal || w->fwd.fatal ? 1 : 0;
 }
 
 /* Waits for retry/DLQ acknowledgements, so their input offsets can be committed; a second

@@ -95,6 +95,21 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	ticket_free(t);
 }
 
+/* Producer errors are informational, but for a fatal one (idempotence broken): then nothing
+ * can be forwarded again and the worker must stop rather than hold its offsets forever. */
+static void producer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	struct forwarder *f = opaque;
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		char fatal[512];
+		rd_kafka_fatal_error(rk, fatal, sizeof fatal);
+		log_error("producer_fatal", LOG_S("error", fatal));
+		f->fatal = 1;
+	} else {
+		log_warn("producer_error", LOG_S("error", reason));
+	}
+}
+
 int forwarder_setup(struct forwarder *f, const struct config *cfg, const char *worker_id,
 		    forward_done_cb *done_cb, void *done_opaque, char *errbuf, size_t errsize)
 {
@@ -111,6 +126,8 @@ int forwarder_setup(struct forwarder *f, const struct config *cfg, const char *w
 	if (!conf)
 		return -1;
 	rd_kafka_conf_set_dr_msg_cb(conf, delivery_cb);
+	rd_kafka_conf_set_error_cb(conf, producer_error_cb);
+	rd_kafka_conf_set_opaque(conf, f);
 	f->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errbuf, errsize);
 	if (!f->producer) {
 		rd_kafka_conf_destroy(conf);

@@ -36,6 +36,7 @@ struct forwarder {
 	void *done_opaque;
 	size_t inflight;                 /* produced, not yet acknowledged */
 	int closing;                     /* shutting down: reports only free their tickets */
+	int fatal;                       /* the idempotent producer failed for good: exit 1 */
 	struct forward_ticket *resend;   /* failed deliveries waiting for their next try */
 };
 

@@ -9,6 +9,7 @@ struct partition_track {
 	int32_t partition;
 	int assigned;
 	uint32_t generation;
+	int64_t last_opened; /* -1 after assign */
 	int64_t *offsets;
 	uint8_t *closed;
 	size_t head, count, cap;
@@ -71,6 +72,7 @@ void offset_tracker_assign(struct offset_tracker *t, const char *topic, int32_t 
 	}
 	p->assigned = 1;
 	p->generation = t->next_generation++;
+	p->last_opened = -1;
 	p->head = p->count = 0;
 }
 
@@ -119,8 +121,11 @@ int offset_tracker_open(struct offset_tracker *t, const char *topic, int32_t par
 			int64_t offset, struct tracked_offset *out)
 {
 	struct partition_track *p = find(t, topic, partition);
-	if (!p || !p->assigned)
+	/* A record already opened in this assignment (librdkafka re-fetching after a resume)
+	 * is in hand already: opening it twice would break the order the search relies on. */
+	if (!p || !p->assigned || offset <= p->last_opened)
 		return -1;
+	p->last_opened = offset;
 	if (p->count == p->cap)
 		grow(p);
 	size_t slot = (p->head + p->count) % p->cap;

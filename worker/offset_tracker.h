@@ -34,8 +34,8 @@ int offset_tracker_is_assigned(const struct offset_tracker *t, const char *topic
 /* Whether `ref` still belongs to the current assignment of its partition. */
 int offset_tracker_is_current(const struct offset_tracker *t, const struct tracked_offset *ref);
 
-/* Opens a record. Offsets of a partition must be opened in increasing order. Returns -1 if
- * the partition is not assigned. */
+/* Opens a record. Returns -1 if the partition is not assigned, or if the offset is not
+ * beyond the last one opened in this assignment (a re-delivery of a record in hand). */
 int offset_tracker_open(struct offset_tracker *t, const char *topic, int32_t partition,
 			int64_t offset, struct tracked_offset *out);
 

@@ -60,6 +60,8 @@ CREATE FUNCTION asset_create_v1(
     p_metadata jsonb, p_source_topic text, p_source_partition integer, p_source_offset bigint,
     OUT outcome text, OUT asset_id uuid)
 LANGUAGE plpgsql AS $$
+DECLARE
+    inserted uuid;
 BEGIN
     SELECT r.asset_id INTO asset_id FROM asset_requests r WHERE r.request_id = p_request_id;
     IF FOUND THEN
@@ -70,7 +72,32 @@ BEGIN
     SELECT a.id INTO asset_id FROM assets a
      WHERE a.tenant_id = p_tenant_id AND a.content_sha256 = p_content_sha256;
     IF FOUND THEN
-        outcome := 'duplicate';
+        -- A duplicate must still be a valid request: the schema judges it as it would a new
+        -- asset. NOT NULL and CHECK constraints are evaluated before ON CONFLICT looks at the
+        -- unique key, so this raises their SQLSTATE and constraint name, and otherwise does
+        -- nothing (the row exists). Foreign keys are only checked for inserted rows, so the
+        -- folder is checked here by hand under the same constraint name.
+        INSERT INTO assets (tenant_id, folder_id, name, content_sha256, size_bytes, mime_type,
+                            storage_uri, metadata)
+        VALUES (p_tenant_id, p_folder_id, p_name, p_content_sha256, p_size_bytes, p_mime_type,
+                p_storage_uri, p_metadata)
+        ON CONFLICT ON CONSTRAINT assets_tenant_content_key DO NOTHING
+        RETURNING id INTO inserted;
+        IF inserted IS NOT NULL THEN
+            -- The row found above was deleted meanwhile: this is a new asset after all.
+            asset_id := inserted;
+            outcome := 'created';
+        ELSIF p_folder_id IS NOT NULL AND NOT EXISTS (
+               SELECT 1 FROM folders f WHERE f.id = p_folder_id AND f.tenant_id = p_tenant_id) THEN
+            RAISE foreign_key_violation USING
+                MESSAGE = format('insert or update on table "assets" violates foreign key constraint "%s"',
+                                 'assets_folder_fkey'),
+                DETAIL = format('Key (folder_id, tenant_id)=(%s, %s) is not present in table "folders".',
+                                p_folder_id, p_tenant_id),
+                CONSTRAINT = 'assets_folder_fkey', TABLE = 'assets', SCHEMA = current_schema();
+        ELSE
+            outcome := 'duplicate';
+        END IF;
     ELSE
         INSERT INTO assets (tenant_id, folder_id, name, content_sha256, size_bytes, mime_type,
                             storage_uri, metadata)
