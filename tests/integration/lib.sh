@@ -191,3 +191,117 @@ it_stop_worker() {
 
 # Counts log lines of an outcome across the logs of this test.
 it_log_count() { cat "$IT_DIR"/*.log | grep -c "outcome=$1" || true; }
+
+# ---- helpers of tests 02-09 ----
+
+# Test-only failure injection in the test database: a BEFORE INSERT trigger on assets.
+#  - a request whose name starts with "raise:XXXXX" fails with SQLSTATE XXXXX, always;
+#  - a request whose name equals a rule's marker (it_raise_rule) fails with the rule's
+#    SQLSTATE (and optional constraint name and message) and/or sleeps, for its first TIMES
+#    tries only. Tries are counted with a sequence per rule: nextval() is not rolled back
+#    with the failed transaction, so the count survives the worker's ROLLBACK.
+it_install_raise_trigger() {
+	psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+CREATE TABLE it_raise_rules (
+    marker     text PRIMARY KEY,
+    sqlstate   text,
+    times      integer,
+    sleep_ms   integer NOT NULL DEFAULT 0,
+    message    text,
+    constraint_name text,
+    seq        text NOT NULL
+);
+CREATE FUNCTION it_raise() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    r it_raise_rules;
+    n bigint;
+BEGIN
+    IF NEW.name LIKE 'raise:%' THEN
+        RAISE EXCEPTION USING ERRCODE = substr(NEW.name, 7, 5),
+            MESSAGE = 'it_raise: ' || substr(NEW.name, 7, 5) || ' for ' || NEW.name;
+    END IF;
+    SELECT * INTO r FROM it_raise_rules WHERE marker = NEW.name;
+    IF FOUND THEN
+        n := nextval(r.seq);
+        IF r.times IS NULL OR n <= r.times THEN
+            IF r.sleep_ms > 0 THEN
+                PERFORM pg_sleep(r.sleep_ms / 1000.0);
+            END IF;
+            IF r.sqlstate IS NOT NULL THEN
+                RAISE EXCEPTION USING ERRCODE = r.sqlstate,
+                    MESSAGE = coalesce(r.message, 'it_raise: ' || r.sqlstate || ' for ' || NEW.name || ', try ' || n),
+                    CONSTRAINT = coalesce(r.constraint_name, '');
+            END IF;
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER it_raise BEFORE INSERT ON assets FOR EACH ROW EXECUTE FUNCTION it_raise();
+SQL
+}
+
+# Adds a rule: it_raise_rule MARKER SQLSTATE|"" [TIMES|""] [SLEEP_MS] [MESSAGE] [CONSTRAINT]
+# (the trigger must be installed). Empty SQLSTATE: only sleep; empty TIMES: every try.
+it_raise_rule() {
+	local n
+	n=$(it_sql "SELECT count(*) FROM it_raise_rules")
+	psql -X -q -v ON_ERROR_STOP=1 -v marker="$1" -v sqlstate="$2" -v times="${3:-}" \
+		-v sleep_ms="${4:-0}" -v message="${5:-}" -v cons="${6:-}" -v seq="it_raise_seq_$n" \
+		>/dev/null <<'SQL'
+CREATE SEQUENCE :"seq";
+INSERT INTO it_raise_rules (marker, sqlstate, times, sleep_ms, message, constraint_name, seq)
+VALUES (:'marker', nullif(:'sqlstate', ''), nullif(:'times', '')::integer,
+        :'sleep_ms'::integer, nullif(:'message', ''), nullif(:'cons', ''), :'seq');
+SQL
+}
+
+# How many times the trigger saw the rule's marker (tries that reached the INSERT).
+it_raise_tries() {
+	local seq
+	seq=$(psql -X -A -t -q -v ON_ERROR_STOP=1 -v marker="$1" \
+		<<<"SELECT seq FROM it_raise_rules WHERE marker = :'marker'")
+	it_sql "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM $seq"
+}
+
+# A request value with jq edits applied: it_request_jq REQUEST_ID CONTENT_NUMBER JQ_FILTER
+it_request_jq() { it_request "$1" "$2" | jq -c "$3"; }
+
+# One envelope line: it_envelope VALUE PARTITION CASE — key "k-CASE", producer headers
+# it-case=CASE and it-trace=trace-CASE, so a forwarded record can be traced to its input.
+it_envelope() {
+	jq -cn --arg v "$1" --argjson p "$2" --arg c "$3" \
+		'{key: ("k-" + $c), value: $v, partition: $p, headers: {"it-case": $c, "it-trace": ("trace-" + $c)}}'
+}
+
+# Dumps a topic once into $IT_DIR/dump-TOPIC.jsonl and prints the path.
+it_dump_file() {
+	local f="$IT_DIR/dump-$1.jsonl"
+	it_dump "$1" >"$f"
+	echo "$f"
+}
+
+# The records of a dump file whose producer header it-case is CASE: it_by_case FILE CASE
+it_by_case() { jq -c --arg c "$2" 'select(.headers["it-case"] == $c)' "$1"; }
+
+# A header of one dumped record (JSON on stdin), "<absent>" when missing: it_hdr NAME
+it_hdr() { jq -r --arg h "$1" 'if .headers | has($h) then .headers[$h] // "<null>" else "<absent>" end'; }
+
+# Waits for a background worker (it_start_worker) to exit by itself: it_wait_worker NAME SECS;
+# exit code in IT_RC. Fails the test on timeout.
+it_wait_worker() {
+	local var="IT_PID_$1"
+	local pid="${!var}" deadline=$((SECONDS + $2))
+	while kill -0 "$pid" 2>/dev/null; do
+		((SECONDS < deadline)) || fail "worker $1 still running after $2 s"
+		sleep 0.2
+	done
+	IT_RC=0
+	wait "$pid" || IT_RC=$?
+}
+
+# JSON log lines of one event in a log file (json format): it_log_events FILE EVENT
+it_log_events() { grep -F "\"event\":\"$2\"" "$1" | jq -c . 2>/dev/null || true; }
+
+# Current wall clock in epoch milliseconds.
+it_now_ms() { date +%s%3N; }
