@@ -2,7 +2,8 @@
 # The second command of the README, and what CI runs (.ci/run): installs what is missing,
 # builds, and runs every test (unit tests, then the integration tests against the real
 # PostgreSQL and the loopback broker), first in a debug build, then again under
-# AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer).
+# AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer), then the libFuzzer targets
+# for a bounded time.
 #
 #   scripts/test.sh            both builds
 #   scripts/test.sh --quick    the debug build only
@@ -34,5 +35,7 @@ if [[ "${1:-}" != "--quick" ]]; then
 	export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=1"
 	export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 	run_suite "$repo/build-asan" -DCMAKE_BUILD_TYPE=Debug -DAW_SANITIZE=ON
+	# Message decoding and config parsing under libFuzzer, a minute each.
+	"$here/fuzz.sh" 60
 fi
 echo "==> all tests passed"
