@@ -632,7 +632,10 @@ static void config_describe_range(const struct config_param *p, char *buf, size_
 						p->values[i]);
 		break;
 	case CONFIG_T_STRING:
-		snprintf(buf, size, "%s", (p->flags & CONFIG_NONEMPTY) ? "non-empty" : "any");
+		snprintf(buf, size, "%s",
+			 (p->flags & CONFIG_LISTEN)	 ? "host:port or :port"
+			 : (p->flags & CONFIG_NONEMPTY) ? "non-empty"
+							 : "any");
 		break;
 	case CONFIG_T_STRING_MAP:
 		snprintf(buf, size, "key: value");

@@ -43,6 +43,9 @@ struct config {
 	struct {
 		char *id; /* x-worker-id; empty means "<hostname>-<pid>" */
 	} worker;
+	struct {
+		char *listen; /* host:port of /metrics, /healthz, /readyz; "" = off */
+	} metrics;
 };
 
 /* Reads, expands and validates `path`. On success returns 0 and *out (owned by the caller,

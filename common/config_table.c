@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "listen_addr.h"
 #include "log.h"
 
 static const char *const config_level_values[] = { "debug", "info", "warn", "error", NULL };
@@ -65,6 +66,10 @@ const struct config_param config_params[] = {
 	  "period of the counters summary line, 0 = off", F(log.summary_interval_ms), 0 },
 	{ "worker.id", CONFIG_T_STRING, "", 0, 0, NULL, NULL, 0,
 	  "x-worker-id of this process; empty = <hostname>-<pid>", F(worker.id), 0 },
+	{ "metrics.listen", CONFIG_T_STRING, "", 0, 0, NULL, NULL, CONFIG_LISTEN,
+	  "HTTP address of /metrics /healthz /readyz: host:port, [v6]:port or :port (port "
+	  "0..65535); empty = off",
+	  F(metrics.listen), 0 },
 };
 
 #undef F
@@ -205,6 +210,9 @@ int config_param_set(const struct config_param *p, struct config *cfg, const cha
 			snprintf(err, errsize, "must not be empty");
 			return -1;
 		}
+		if ((p->flags & CONFIG_LISTEN) && *text &&
+		    listen_addr_parse(text, NULL, err, errsize) < 0)
+			return -1;
 		copy = strdup(text);
 		if (!copy) {
 			snprintf(err, errsize, "out of memory");

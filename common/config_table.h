@@ -18,6 +18,7 @@ enum config_type {
 #define CONFIG_RELOADABLE 0x1u /* SIGHUP may change it; the others need a restart */
 #define CONFIG_SECRET 0x2u     /* its value is never echoed in errors or logs */
 #define CONFIG_NONEMPTY 0x4u   /* an empty string is an error */
+#define CONFIG_LISTEN 0x8u     /* CONFIG_T_STRING: "" or host:port, [v6]:port, :port */
 
 struct config_param {
 	const char *key; /* "section.name" */

@@ -6,8 +6,10 @@ set -euo pipefail
 packages=(
 	build-essential cmake pkg-config
 	librdkafka-dev libpq-dev libyaml-dev libjansson-dev libcmocka-dev
+	libmicrohttpd-dev # /metrics, /healthz, /readyz
 	postgresql postgresql-contrib
 	jq
+	python3-yaml systemd # deploy/ checks: YAML parses, systemd-analyze verify
 	clang # libFuzzer
 )
 

@@ -14,7 +14,8 @@ static void usage(FILE *out)
 		"usage: worker run --config FILE [--drain]\n"
 		"       worker check-config --config FILE\n"
 		"       worker migrate --config FILE\n"
-		"       worker replay-dlq --config FILE [--error-class CLASS] [--limit N]\n"
+		"       worker replay-dlq --config FILE [--error-class C] [--sqlstate S]\n"
+		"                  [--constraint NAME] [--since TIME] [--limit N] [--dry-run]\n"
 		"       worker --version | --help\n"
 		"\n"
 		"  run           consume asset.create requests and write them to PostgreSQL;\n"
@@ -31,7 +32,6 @@ struct cli {
 	const char *command;
 	const char *config_path;
 	int drain;
-	struct replay_options replay;
 };
 
 /* Returns 0, or EXIT_USAGE after printing what is wrong. */
@@ -40,29 +40,17 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "drain", no_argument, NULL, 'd' },
-		{ "error-class", required_argument, NULL, 'e' },
-		{ "limit", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
-	char *end;
 
 	cli->command = argv[1];
-	cli->replay.limit = -1;
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': cli->config_path = optarg; break;
 		case 'd': cli->drain = 1; break;
-		case 'e': cli->replay.error_class = optarg; break;
-		case 'l':
-			cli->replay.limit = strtol(optarg, &end, 10);
-			if (*end || end == optarg || cli->replay.limit < 0) {
-				fprintf(stderr, "worker: --limit needs a whole number >= 0\n");
-				return EXIT_USAGE;
-			}
-			break;
 		case 'h': usage(stdout); exit(EXIT_OK);
 		default: usage(stderr); return EXIT_USAGE;
 		}
@@ -75,10 +63,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 		fprintf(stderr, "worker %s: --config FILE is required\n", cli->command);
 		return EXIT_USAGE;
 	}
-	int is_run = strcmp(cli->command, "run") == 0;
-	int is_replay = strcmp(cli->command, "replay-dlq") == 0;
-	if ((cli->drain && !is_run) || ((cli->replay.error_class || cli->replay.limit >= 0) &&
-					!is_replay)) {
+	if (cli->drain && strcmp(cli->command, "run") != 0) {
 		fprintf(stderr, "worker %s: option not valid for this command\n", cli->command);
 		return EXIT_USAGE;
 	}
@@ -112,6 +97,9 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	/* replay-dlq has options of its own (replay_options.c). */
+	if (strcmp(argv[1], "replay-dlq") == 0)
+		return cmd_replay_dlq_main(argc, argv);
 	if ((rc = parse_args(argc, argv, &cli)) != 0)
 		return rc;
 
@@ -131,10 +119,8 @@ int main(int argc, char **argv)
 	config_register_secrets(cfg);
 	if (strcmp(cli.command, "run") == 0)
 		rc = cmd_run(cfg, cli.drain);
-	else if (strcmp(cli.command, "migrate") == 0)
-		rc = cmd_migrate(cfg);
 	else
-		rc = cmd_replay_dlq(cfg, &cli.replay);
+		rc = cmd_migrate(cfg);
 	config_free(cfg);
 	log_cleanup();
 	return rc;

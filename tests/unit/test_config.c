@@ -70,6 +70,7 @@ static void test_assert_defaults(const struct config *cfg)
 	assert_int_equal(cfg->log.format, LOG_FORMAT_JSON);
 	assert_int_equal(cfg->log.summary_interval_ms, 10000);
 	assert_string_equal(cfg->worker.id, "");
+	assert_string_equal(cfg->metrics.listen, "");
 }
 
 static void test_defaults(void **state)
@@ -114,6 +115,28 @@ static void test_full(void **state)
 	assert_int_equal(cfg->log.format, LOG_FORMAT_TEXT);
 	assert_int_equal(cfg->log.summary_interval_ms, 0);
 	assert_string_equal(cfg->worker.id, "worker-7");
+	config_free(cfg);
+}
+
+/* metrics.listen: the forms that load (bad ones are files under config/bad). */
+static void test_metrics_listen(void **state)
+{
+	static const char *const good[] = { ":9464", "127.0.0.1:9464", "0.0.0.0:0",
+					    "localhost:65535", "[::1]:9464", "[::]:1" };
+	const struct config_param *p = config_param_find("metrics.listen");
+	struct config *cfg = test_load_ok("config/good/metrics.yaml");
+	char err[256];
+
+	(void)state;
+	assert_string_equal(cfg->metrics.listen, ":9464");
+	assert_false(p->flags & CONFIG_RELOADABLE);
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+		if (config_param_set(p, cfg, good[i], err, sizeof err) != 0)
+			fail_msg("\"%s\" refused: %s", good[i], err);
+	assert_int_equal(config_param_set(p, cfg, "", err, sizeof err), 0); /* off */
+	assert_int_equal(config_param_set(p, cfg, "9464", err, sizeof err), -1);
+	assert_int_equal(config_param_set(p, cfg, "host:-1", err, sizeof err), -1);
+	assert_string_equal(cfg->metrics.listen, ""); /* a refused value leaves the field */
 	config_free(cfg);
 }
 
@@ -468,6 +491,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_flow_style),
+		cmocka_unit_test(test_metrics_listen),
 		cmocka_unit_test(test_env),
 		cmocka_unit_test(test_worker_yaml),
 		cmocka_unit_test(test_bad_files),
