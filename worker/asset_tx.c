@@ -23,106 +23,118 @@ const char *asset_outcome_name(enum asset_outcome o)
 	return "unknown";
 }
 
-static int send_all(PGconn *c, const struct asset_request *req, const struct asset_source *src)
+static int send_item(PGconn *c, const struct asset_tx_item *it)
 {
+	const struct asset_request *req = it->req;
 	char partition[16], offset[24];
-	snprintf(partition, sizeof partition, "%d", (int)src->partition);
-	snprintf(offset, sizeof offset, "%lld", (long long)src->offset);
+	snprintf(partition, sizeof partition, "%d", (int)it->src.partition);
+	snprintf(offset, sizeof offset, "%lld", (long long)it->src.offset);
 	const char *params[12] = { req->request_id, req->tenant_id, req->folder_id, req->name,
 				   req->content_sha256, req->size_bytes, req->mime_type,
-				   req->storage_uri, req->metadata, src->topic, partition, offset };
-
-	return PQenterPipelineMode(c) &&
-	       PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
-	       PQsendQueryPrepared(c, STMT_CREATE, 12, params, NULL, NULL, 0) &&
-	       PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) &&
-	       PQpipelineSync(c);
+				   req->storage_uri, req->metadata, it->src.topic, partition, offset };
+	return PQsendQueryPrepared(c, STMT_CREATE, 12, params, NULL, NULL, 0);
 }
 
-/* Reads the three statement results and the sync. Keeps the first error. */
-static int read_all(PGconn *c, enum asset_outcome *outcome, char asset_id[37],
-		    struct pg_error *err)
+static int send_all(PGconn *c, const struct asset_tx_item *items, size_t n)
 {
-	int failed = 0, got_row = 0;
+	if (!PQenterPipelineMode(c) ||
+	    !PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!send_item(c, &items[i]))
+			return 0;
+	return PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) && PQpipelineSync(c);
+}
 
-	for (int stmt = 0; stmt < 3; stmt++) {
+static void read_row(const PGresult *r, struct asset_tx_item *it)
+{
+	const char *o = PQgetvalue(r, 0, 0);
+	it->outcome = strcmp(o, "created") == 0     ? OUTCOME_CREATED
+		      : strcmp(o, "duplicate") == 0 ? OUTCOME_DUPLICATE
+						    : OUTCOME_REPLAYED;
+	snprintf(it->asset_id, sizeof it->asset_id, "%s", PQgetvalue(r, 0, 1));
+}
+
+/* Reads BEGIN, the n statements, COMMIT and the sync. Results come in order; each
+ * statement's end with a NULL; after an error the rest are PGRES_PIPELINE_ABORTED. The
+ * first error decides. Returns -1 if the connection broke before the sync. */
+static int read_all(PGconn *c, struct asset_tx_item *items, size_t n,
+		    enum asset_tx_status *status, size_t *failed, struct pg_error *err)
+{
+	*status = TX_COMMITTED;
+	for (size_t stmt = 0; stmt < n + 2; stmt++) {
 		PGresult *r = PQgetResult(c);
 		if (!r) {
-			if (!failed)
+			if (*status == TX_COMMITTED)
 				pg_error_set(err, c, NULL);
-			return -1; /* connection gone: no sync will come */
+			*status = TX_FAILED;
+			return -1;
 		}
 		ExecStatusType st = PQresultStatus(r);
-		if (st == PGRES_FATAL_ERROR && !failed) {
+		if (st == PGRES_FATAL_ERROR && *status == TX_COMMITTED) {
 			pg_error_set(err, c, r);
-			failed = 1;
-		} else if (stmt == 1 && st == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-			const char *o = PQgetvalue(r, 0, 0);
-			*outcome = strcmp(o, "created") == 0     ? OUTCOME_CREATED
-				   : strcmp(o, "duplicate") == 0 ? OUTCOME_DUPLICATE
-								 : OUTCOME_REPLAYED;
-			snprintf(asset_id, 37, "%s", PQgetvalue(r, 0, 1));
-			got_row = 1;
+			/* statement 0 is BEGIN, n + 1 is COMMIT: neither is an item's fault */
+			if (stmt >= 1 && stmt <= n) {
+				*status = TX_ITEM_FAILED;
+				*failed = stmt - 1;
+			} else {
+				*status = TX_FAILED;
+			}
+		} else if (stmt >= 1 && stmt <= n && st == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+			read_row(r, &items[stmt - 1]);
+		} else if (stmt >= 1 && stmt <= n && st == PGRES_TUPLES_OK &&
+			   *status == TX_COMMITTED) {
+			pg_error_setf(err, "XX000", "asset_create_v1 returned %d rows", PQntuples(r));
+			*status = TX_ITEM_FAILED;
+			*failed = stmt - 1;
 		}
 		PQclear(r);
-		/* Each statement's results end with a NULL; an aborted one has just the status. */
-		while ((r = PQgetResult(c)) != NULL) {
-			if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
-				PQclear(r);
-				goto synced;
-			}
+		while ((r = PQgetResult(c)) != NULL)
 			PQclear(r);
-		}
 	}
 	PGresult *r = PQgetResult(c);
-	if (!r || PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
-		if (!failed)
-			pg_error_set(err, c, r);
-		PQclear(r);
-		return -1;
+	int synced = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+	if (!synced && *status == TX_COMMITTED) {
+		pg_error_set(err, c, r);
+		*status = TX_FAILED;
 	}
 	PQclear(r);
-synced:
-	if (!failed && !got_row) {
-		pg_error_setf(err, "XX000", "asset_create_v1 returned no row");
-		failed = 1;
-	}
-	return failed ? -1 : 0;
+	return synced ? 0 : -1;
 }
 
-int asset_tx_run(struct pg_session *s, const struct asset_request *req,
-		 const struct asset_source *src, enum asset_outcome *outcome, char asset_id[37],
-		 struct pg_error *err)
+enum asset_tx_status asset_tx_run(struct pg_session *s, struct asset_tx_item *items, size_t n,
+				  size_t *failed, struct pg_error *err)
 {
 	PGconn *c = s->conn;
-	int rc;
+	enum asset_tx_status status;
 
 	memset(err, 0, sizeof *err);
+	*failed = 0;
 	if (!c || PQstatus(c) != CONNECTION_OK) {
 		pg_error_setf(err, "", "not connected");
-		return -1;
+		return TX_FAILED;
 	}
-	if (!send_all(c, req, src)) {
+	if (!send_all(c, items, n)) {
 		pg_error_set(err, c, NULL);
-		pg_session_close(s);
-		return -1;
-	}
-	rc = read_all(c, outcome, asset_id, err);
-	if (PQstatus(c) != CONNECTION_OK) {
-		/* The server never answered the COMMIT, or went away before: the outcome is
-		 * unknown, so the caller retries and the request_id check resolves it. */
 		err->sqlstate[0] = '\0';
 		pg_session_close(s);
-		return -1;
+		return TX_FAILED;
+	}
+	int synced = read_all(c, items, n, &status, failed, err) == 0;
+	if (!synced || PQstatus(c) != CONNECTION_OK) {
+		/* The server went away, maybe during COMMIT: the outcome is unknown. The caller
+		 * retries, and the request_id check resolves what did commit. */
+		err->sqlstate[0] = '\0';
+		pg_session_close(s);
+		return TX_FAILED;
 	}
 	if (!PQexitPipelineMode(c)) {
-		/* Results left unread would be taken for the next request's: start afresh. */
-		if (rc == 0)
-			pg_error_setf(err, "", "could not leave pipeline mode: %s", PQerrorMessage(c));
+		/* Results left unread would be taken for the next batch's: start afresh. */
+		pg_error_setf(err, "", "could not leave pipeline mode: %s", PQerrorMessage(c));
 		pg_session_close(s);
-		return -1;
+		return TX_FAILED;
 	}
-	/* The failed statement left the transaction aborted: roll back now, not later. */
+	/* A failed statement left the transaction aborted: roll back now, not later. */
 	if (PQtransactionStatus(c) != PQTRANS_IDLE) {
 		PGresult *r = PQexec(c, "ROLLBACK");
 		int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -130,5 +142,5 @@ int asset_tx_run(struct pg_session *s, const struct asset_request *req,
 		if (!ok || PQtransactionStatus(c) != PQTRANS_IDLE)
 			pg_session_close(s);
 	}
-	return rc;
+	return status;
 }

@@ -1,14 +1,19 @@
-/* The transaction: one asset.create request, in its own transaction, in one round trip.
+/* The transaction: a batch of asset.create requests in one transaction, in one round trip.
  *
- *   BEGIN; SELECT asset_create_v1(...); COMMIT;   -- pipelined, then Sync
+ *   BEGIN; SELECT asset_create_v1(r1); ... SELECT asset_create_v1(rN); COMMIT;   -- pipelined
  *
- * asset_create_v1 (worker/migrations) does the idempotency check on request_id, the dedup
- * lookup on (tenant_id, content_sha256), the insert and the asset_requests row. On any error
- * the transaction is rolled back before this returns, so the session is clean for the next
- * request: one bad request never poisons another (no 25P02 cascade). */
+ * asset_create_v1 (worker/migrations) does, per request, the idempotency check on request_id,
+ * the dedup lookup on (tenant_id, content_sha256), the insert and the asset_requests row.
+ *
+ * Per-request isolation without a savepoint per request (which would overflow PostgreSQL's
+ * 64-subtransaction cache): when request k fails, the server aborts the rest of the pipeline
+ * and the transaction is rolled back at once; the caller learns exactly which request failed,
+ * settles it alone, and runs the others again. No request's fate depends on another's, and
+ * the session is always clean for the next batch (no 25P02 cascade). */
 #ifndef AW_ASSET_TX_H
 #define AW_ASSET_TX_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "asset_message.h"
@@ -23,14 +28,32 @@ struct asset_source {
 	int64_t offset;
 };
 
+struct asset_tx_item {
+	const struct asset_request *req; /* borrowed */
+	struct asset_source src;
+	/* set when the batch commits */
+	enum asset_outcome outcome;
+	char asset_id[37];
+};
+
+enum asset_tx_status {
+	TX_COMMITTED,   /* every item committed; outcomes set */
+	TX_ITEM_FAILED, /* *failed is the item the database refused; nothing committed */
+	TX_FAILED,      /* not one item's fault (connection lost, COMMIT refused): nothing
+			 * committed, or unknown if the connection died during COMMIT */
+};
+
+/* Most requests in one transaction: the pipeline's results must fit the socket buffers,
+ * as the connection is in blocking mode. */
+#define ASSET_TX_BATCH_MAX 256
+
 extern const struct pg_statement asset_tx_statements[];
 extern const size_t asset_tx_nstatements;
 
-/* Returns 0 with *outcome and asset_id (36 chars + NUL) set, or -1 with err filled; after -1
- * the session is either idle and clean or closed (then err has no SQLSTATE). */
-int asset_tx_run(struct pg_session *s, const struct asset_request *req,
-		 const struct asset_source *src, enum asset_outcome *outcome, char asset_id[37],
-		 struct pg_error *err);
+/* Runs items[0..n) in one transaction. After anything but TX_COMMITTED the transaction is
+ * rolled back and the session is idle and clean, or closed (then err has no SQLSTATE). */
+enum asset_tx_status asset_tx_run(struct pg_session *s, struct asset_tx_item *items, size_t n,
+				  size_t *failed, struct pg_error *err);
 
 const char *asset_outcome_name(enum asset_outcome o);
 

@@ -301,8 +301,25 @@ static void retry_backpressure(struct worker *w)
 		 LOG_I("waiting_retries", (int64_t)w->delayed.count));
 }
 
-/* Takes ownership of e->msg. */
-static void dispatch(struct worker *w, struct backlog_entry *e)
+/* The requests processed together, in one transaction when all goes well. */
+struct batch {
+	struct request_entry entries[ASSET_TX_BATCH_MAX];
+	rd_kafka_message_t *msgs[ASSET_TX_BATCH_MAX]; /* owned until the batch is done */
+	size_t n;
+};
+
+static void batch_add(struct worker *w, struct batch *b, rd_kafka_message_t *msg,
+		      const struct tracked_offset *input)
+{
+	struct request_entry *e = &b->entries[b->n];
+	e->msg = msg;
+	e->input = *input;
+	record_origin_read(msg, w->cfg->kafka.retry_topic, &e->origin);
+	b->msgs[b->n++] = msg;
+}
+
+/* Takes ownership of e->msg: into the batch, or held until its retry is due. */
+static void admit(struct worker *w, struct batch *b, struct backlog_entry *e)
 {
 	struct record_origin origin;
 	int64_t now = clock_wall_ms();
@@ -318,8 +335,40 @@ static void dispatch(struct worker *w, struct backlog_entry *e)
 		retry_backpressure(w);
 		return;
 	}
-	process_request(w, e->msg, &e->input, &origin);
-	rd_kafka_message_destroy(e->msg);
+	batch_add(w, b, e->msg, &e->input);
+}
+
+/* Gathers what is ready without waiting: due retries first (they are older), then what
+ * was fetched. A batch never waits for more records to fill it. */
+static void batch_fill(struct worker *w, struct batch *b)
+{
+	struct delayed_record due;
+	struct backlog_entry e;
+	size_t max = (size_t)w->cfg->postgres.batch_size;
+	int64_t now = clock_wall_ms();
+
+	b->n = 0;
+	while (b->n < max && retry_delay_pop_due(&w->delayed, now, &due) == 0)
+		batch_add(w, b, due.msg, &due.input);
+	while (b->n < max) {
+		if (w->backlog.count == 0) {
+			rd_kafka_message_t *msg = rd_kafka_consumer_poll(w->consumer, 0);
+			if (!msg)
+				break;
+			on_message(w, msg);
+			continue;
+		}
+		backlog_pop(&w->backlog, &e);
+		admit(w, b, &e);
+	}
+}
+
+static void batch_done(struct worker *w, struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		rd_kafka_message_destroy(b->msgs[i]);
+	b->n = 0;
+	retry_backpressure(w);
 }
 
 /* ---- --drain ---- */
@@ -469,22 +518,15 @@ int worker_setup(struct worker *w, const struct config *cfg, int drain_mode, cha
 
 int worker_run(struct worker *w)
 {
-	while (worker_stage(w) == STAGE_RUNNING && !w->fatal && !w->fwd.fatal) {
-		struct backlog_entry e;
-		struct delayed_record due;
-		int64_t now_wall = clock_wall_ms();
+	static struct batch b; /* 256 entries: not on the stack */
 
-		/* Due retries first (they are older), then what was fetched, then fetch more. */
-		if (retry_delay_pop_due(&w->delayed, now_wall, &due) == 0) {
-			struct record_origin origin;
-			record_origin_read(due.msg, w->cfg->kafka.retry_topic, &origin);
-			process_request(w, due.msg, &due.input, &origin);
-			rd_kafka_message_destroy(due.msg);
-			retry_backpressure(w);
-		} else if (backlog_pop(&w->backlog, &e) == 0) {
-			dispatch(w, &e);
+	while (worker_stage(w) == STAGE_RUNNING && !w->fatal && !w->fwd.fatal) {
+		batch_fill(w, &b);
+		if (b.n > 0) {
+			process_batch(w, b.entries, b.n);
+			batch_done(w, &b);
 		} else {
-			int64_t next = retry_delay_next_in(&w->delayed, now_wall);
+			int64_t next = retry_delay_next_in(&w->delayed, clock_wall_ms());
 			int timeout = next >= 0 && next < POLL_MS ? (int)next : POLL_MS;
 			rd_kafka_message_t *msg = rd_kafka_consumer_poll(w->consumer, timeout);
 			if (msg)

@@ -1,5 +1,6 @@
 #include "process_request.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "asset_tx.h"
@@ -8,74 +9,101 @@
 #include "log.h"
 #include "sqlstate.h"
 
+/* A decoded request waiting for the database. */
+struct pending {
+	struct request_entry *e;
+	struct asset_request req;
+	const char *rid;
+};
+
 static const char *nonempty(const char *s) { return s && *s ? s : NULL; }
 
 /* The context every log line of one request carries. */
-#define REQUEST_FIELDS(msg, req_id, attempt)                                                \
-	LOG_S("topic", rd_kafka_topic_name((msg)->rkt)), LOG_I("partition", (msg)->partition), \
-		LOG_I("offset", (msg)->offset), LOG_S("request_id", req_id),                 \
-		LOG_I("attempt", attempt)
+#define REQUEST_FIELDS(e, req_id)                                                            \
+	LOG_S("topic", rd_kafka_topic_name((e)->msg->rkt)), LOG_I("partition", (e)->msg->partition), \
+		LOG_I("offset", (e)->msg->offset), LOG_S("request_id", req_id),              \
+		LOG_I("attempt", (e)->origin.attempts + 1)
 
-static void dead_letter(struct worker *w, const rd_kafka_message_t *msg,
-			const struct tracked_offset *input, const struct record_origin *origin,
-			int attempt, const char *request_id, const struct forward_reason *why)
+static void dead_letter(struct worker *w, struct request_entry *e, const char *request_id,
+			const struct forward_reason *why)
 {
-	forward_record(&w->fwd, msg, input, origin, w->cfg->kafka.dlq_topic, why, attempt, 0);
+	forward_record(&w->fwd, e->msg, &e->input, &e->origin, w->cfg->kafka.dlq_topic, why,
+		       e->origin.attempts + 1, 0);
 	worker_stats_count(&w->stats, STAT_DEAD_LETTERED);
-	log_warn("request", REQUEST_FIELDS(msg, request_id, attempt),
-		 LOG_S("outcome", "dead_lettered"), LOG_S("error_class", why->error_class),
-		 LOG_S("sqlstate", why->sqlstate), LOG_S("constraint", why->constraint),
-		 LOG_S("error", why->message));
+	log_warn("request", REQUEST_FIELDS(e, request_id), LOG_S("outcome", "dead_lettered"),
+		 LOG_S("error_class", why->error_class), LOG_S("sqlstate", why->sqlstate),
+		 LOG_S("constraint", why->constraint), LOG_S("error", why->message));
 }
 
-static void requeue(struct worker *w, const rd_kafka_message_t *msg,
-		    const struct tracked_offset *input, const struct record_origin *origin,
-		    int attempt, const char *request_id, const struct forward_reason *why)
+static void requeue(struct worker *w, struct request_entry *e, const char *request_id,
+		    const struct forward_reason *why)
 {
+	int attempt = e->origin.attempts + 1;
 	int64_t delay = backoff_delay_ms(&w->backoff, attempt, backoff_random());
-	int64_t not_before = clock_wall_ms() + delay;
 
-	forward_record(&w->fwd, msg, input, origin, w->cfg->kafka.retry_topic, why, attempt,
-		       not_before);
+	forward_record(&w->fwd, e->msg, &e->input, &e->origin, w->cfg->kafka.retry_topic, why,
+		       attempt, clock_wall_ms() + delay);
 	worker_stats_count(&w->stats, STAT_REQUEUED);
-	log_info("request", REQUEST_FIELDS(msg, request_id, attempt), LOG_S("outcome", "requeued"),
+	log_info("request", REQUEST_FIELDS(e, request_id), LOG_S("outcome", "requeued"),
 		 LOG_S("error_class", why->error_class), LOG_S("sqlstate", why->sqlstate),
 		 LOG_S("constraint", why->constraint), LOG_I("retry_in_ms", delay));
 }
 
-static void committed(struct worker *w, const rd_kafka_message_t *msg,
-		      const struct tracked_offset *input, int attempt, const char *request_id,
-		      enum asset_outcome outcome, const char *asset_id)
+static void committed(struct worker *w, const struct pending *p, const struct asset_tx_item *it)
 {
 	static const enum stat_outcome stat[] = { [OUTCOME_CREATED] = STAT_CREATED,
 						  [OUTCOME_DUPLICATE] = STAT_DUPLICATE,
 						  [OUTCOME_REPLAYED] = STAT_REPLAYED };
-	worker_complete(w, input);
-	worker_stats_count(&w->stats, stat[outcome]);
-	log_info("request", REQUEST_FIELDS(msg, request_id, attempt),
-		 LOG_S("outcome", asset_outcome_name(outcome)), LOG_S("asset_id", asset_id));
+	worker_complete(w, &p->e->input);
+	worker_stats_count(&w->stats, stat[it->outcome]);
+	log_info("request", REQUEST_FIELDS(p->e, p->rid),
+		 LOG_S("outcome", asset_outcome_name(it->outcome)), LOG_S("asset_id", it->asset_id));
 }
 
-/* Waits out a transient failure. Returns 0 to try again, -1 to abandon the request. */
-static int wait_transient(struct worker *w, const rd_kafka_message_t *msg,
-			  const struct tracked_offset *input, const char *request_id,
-			  int attempt, int tries, const struct pg_error *err, const char *cls)
+/* A request the database refused for its own sake: requeue or dead-letter it. */
+static void settle_refused(struct worker *w, struct pending *p, const struct pg_error *err,
+			   struct error_class cls)
+{
+	struct forward_reason why = { cls.name, nonempty(err->sqlstate), nonempty(err->constraint),
+				      err->message };
+	if (cls.action == ACTION_REQUEUE && p->e->origin.attempts + 1 < w->cfg->retry.max_attempts) {
+		requeue(w, p->e, p->rid, &why);
+		return;
+	}
+	if (cls.action == ACTION_REQUEUE)
+		why.error_class = ERROR_CLASS_RETRIES_EXHAUSTED;
+	dead_letter(w, p->e, p->rid, &why);
+}
+
+/* Waits out a transient failure. Returns 0 to try again, -1 when the worker must stop. */
+static int wait_transient(struct worker *w, const struct pending *p, int tries,
+			  const struct pg_error *err, const char *cls)
 {
 	int64_t delay = backoff_delay_ms(&w->backoff, tries, backoff_random());
 
 	w->stats.db_retries++;
-	log_warn("database_unavailable", REQUEST_FIELDS(msg, request_id, attempt),
-		 LOG_S("error_class", cls), LOG_S("sqlstate", nonempty(err->sqlstate)),
-		 LOG_S("error", err->message), LOG_I("tries", tries), LOG_I("retry_in_ms", delay));
+	log_warn("database_unavailable", REQUEST_FIELDS(p->e, p->rid), LOG_S("error_class", cls),
+		 LOG_S("sqlstate", nonempty(err->sqlstate)), LOG_S("error", err->message),
+		 LOG_I("tries", tries), LOG_I("retry_in_ms", delay));
 	worker_pause_for_db(w, 1);
 	worker_wait(w, (int)delay);
-	if (worker_stage(w) != STAGE_RUNNING || !offset_tracker_is_current(w->tracker, input)) {
-		log_info("request_handed_back", REQUEST_FIELDS(msg, request_id, attempt),
-			 LOG_S("reason", worker_stage(w) != STAGE_RUNNING ? "shutting down"
-									  : "partition revoked"));
-		return -1;
+	return worker_stage(w) == STAGE_RUNNING ? 0 : -1;
+}
+
+/* Drops requests whose partition was revoked meanwhile: the new owner has them. */
+static size_t drop_revoked(struct worker *w, struct pending **p, size_t n)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (offset_tracker_is_current(w->tracker, &p[i]->e->input)) {
+			p[kept++] = p[i];
+			continue;
+		}
+		log_info("request_handed_back", REQUEST_FIELDS(p[i]->e, p[i]->rid),
+			 LOG_S("reason", "partition revoked"));
+		asset_request_clear(&p[i]->req);
 	}
-	return 0;
+	return kept;
 }
 
 int process_request_connect(struct worker *w)
@@ -102,57 +130,94 @@ int process_request_connect(struct worker *w)
 	}
 }
 
-void process_request(struct worker *w, const rd_kafka_message_t *msg,
-		     const struct tracked_offset *input, const struct record_origin *origin)
+/* Runs the decoded requests until each is committed or settled alone. `p` lists those still
+ * to run (pointers: a request's fields point into its own struct, which must not move).
+ * Returns how many are left unsettled (handed back because the worker is stopping). */
+static size_t run_transactions(struct worker *w, struct pending **p, size_t n)
 {
-	int attempt = origin->attempts + 1;
-	char reason[512];
-	struct asset_request req;
-	enum decode_status st = asset_message_decode(msg->payload, msg->len, &req, reason,
-						     sizeof reason);
-	const char *rid = req.request_id ? req.request_id : "";
+	struct asset_tx_item items[ASSET_TX_BATCH_MAX];
+	/* After a failure that is no single request's fault, go one by one to find out whose. */
+	int one_by_one = 0;
+	int tries = 0;
 
-	if (st != DECODE_OK) {
+	while (n > 0) {
+		size_t batch = one_by_one ? 1 : n, failed;
+		struct pg_error err;
+
+		if (!w->pg.conn && process_request_connect(w) < 0)
+			return n;
+		for (size_t i = 0; i < batch; i++)
+			items[i] = (struct asset_tx_item){ .req = &p[i]->req,
+							   .src = { p[i]->e->origin.topic,
+								    p[i]->e->origin.partition,
+								    p[i]->e->origin.offset } };
+		enum asset_tx_status st = asset_tx_run(&w->pg, items, batch, &failed, &err);
+		if (st == TX_COMMITTED) {
+			for (size_t i = 0; i < batch; i++) {
+				committed(w, p[i], &items[i]);
+				asset_request_clear(&p[i]->req);
+			}
+			memmove(p, p + batch, (n - batch) * sizeof *p);
+			n -= batch;
+			tries = 0;
+			continue;
+		}
+		struct error_class cls = classify_sqlstate(err.sqlstate);
+		if (cls.action != ACTION_RETRY_IN_PLACE && st == TX_ITEM_FAILED) {
+			/* That request alone is refused; the others run again without it. */
+			settle_refused(w, p[failed], &err, cls);
+			asset_request_clear(&p[failed]->req);
+			memmove(p + failed, p + failed + 1, (n - failed - 1) * sizeof *p);
+			n--;
+			continue;
+		}
+		if (cls.action != ACTION_RETRY_IN_PLACE) {
+			one_by_one = 1; /* refused at COMMIT: find the request */
+			continue;
+		}
+		if (wait_transient(w, p[st == TX_ITEM_FAILED ? failed : 0], ++tries, &err,
+				   cls.name) < 0)
+			return n;
+		n = drop_revoked(w, p, n);
+	}
+	worker_pause_for_db(w, 0);
+	return 0;
+}
+
+void process_batch(struct worker *w, struct request_entry *entries, size_t n)
+{
+	struct pending *all = calloc(n ? n : 1, sizeof *all);
+	struct pending **run = calloc(n ? n : 1, sizeof *run);
+	size_t nrun = 0;
+
+	if (!all || !run)
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		struct pending *d = &all[i];
+		char reason[512];
+		enum decode_status st = asset_message_decode(entries[i].msg->payload,
+							     entries[i].msg->len, &d->req, reason,
+							     sizeof reason);
+		d->e = &entries[i];
+		d->rid = d->req.request_id ? d->req.request_id : "";
+		if (st == DECODE_OK) {
+			run[nrun++] = d;
+			continue;
+		}
+		/* Undecodable: dead-lettered without touching the database. */
 		struct forward_reason why = {
 			st == DECODE_UNSUPPORTED ? ERROR_CLASS_UNSUPPORTED : ERROR_CLASS_MALFORMED,
 			NULL, NULL, reason
 		};
-		dead_letter(w, msg, input, origin, attempt, rid, &why);
-		goto done;
+		dead_letter(w, d->e, d->rid, &why);
+		asset_request_clear(&d->req);
 	}
-
-	struct asset_source src = { origin->topic, origin->partition, origin->offset };
-	for (int tries = 1;; tries++) {
-		struct pg_error err;
-		enum asset_outcome outcome;
-		char asset_id[37];
-
-		if (!w->pg.conn && process_request_connect(w) < 0)
-			goto done; /* stopping: handed back */
-		if (asset_tx_run(&w->pg, &req, &src, &outcome, asset_id, &err) == 0) {
-			committed(w, msg, input, attempt, rid, outcome, asset_id);
-			break;
-		}
-		struct error_class cls = classify_sqlstate(err.sqlstate);
-		struct forward_reason why = { cls.name, nonempty(err.sqlstate),
-					      nonempty(err.constraint), err.message };
-		if (cls.action == ACTION_REQUEUE) {
-			if (attempt >= w->cfg->retry.max_attempts) {
-				why.error_class = ERROR_CLASS_RETRIES_EXHAUSTED;
-				dead_letter(w, msg, input, origin, attempt, rid, &why);
-			} else {
-				requeue(w, msg, input, origin, attempt, rid, &why);
-			}
-			break;
-		}
-		if (cls.action == ACTION_DEAD_LETTER) {
-			dead_letter(w, msg, input, origin, attempt, rid, &why);
-			break;
-		}
-		if (wait_transient(w, msg, input, rid, attempt, tries, &err, cls.name) < 0)
-			break;
+	size_t left = run_transactions(w, run, nrun);
+	for (size_t i = 0; i < left; i++) {
+		log_info("request_handed_back", REQUEST_FIELDS(run[i]->e, run[i]->rid),
+			 LOG_S("reason", "shutting down"));
+		asset_request_clear(&run[i]->req);
 	}
-	worker_pause_for_db(w, 0);
-done:
-	asset_request_clear(&req);
+	free(run);
+	free(all);
 }

@@ -1,17 +1,26 @@
-/* One request, from its Kafka record to its final state: decode, run the transaction,
- * classify a failure by SQLSTATE, then commit, requeue, dead-letter or retry in place. */
+/* Requests, from their Kafka records to their final state: decode, run the transaction for
+ * a batch, classify a failure by SQLSTATE, then commit, requeue, dead-letter or retry in
+ * place. */
 #ifndef AW_PROCESS_REQUEST_H
 #define AW_PROCESS_REQUEST_H
 
 #include <librdkafka/rdkafka.h>
+#include <stddef.h>
 
 #include "record_headers.h"
 #include "worker.h"
 
-/* Does not take msg. On return the request is final, or in flight to the retry or dead-letter
- * topic, or abandoned (revoked or shutting down: its offset stays open, it is redelivered). */
-void process_request(struct worker *w, const rd_kafka_message_t *msg,
-		     const struct tracked_offset *input, const struct record_origin *origin);
+/* One record in a batch. The batch does not own msg. */
+struct request_entry {
+	const rd_kafka_message_t *msg;
+	struct tracked_offset input;
+	struct record_origin origin;
+};
+
+/* Settles every entry: on return each request is final, or in flight to the retry or
+ * dead-letter topic, or handed back (partition revoked or shutting down: its offset stays
+ * open and it is redelivered). Records of one partition must be in offset order. */
+void process_batch(struct worker *w, struct request_entry *entries, size_t n);
 
 /* Connects to PostgreSQL, waiting with backoff while it is unavailable. Returns 0, or -1 if
  * the worker must stop (signal) first. */

@@ -4,6 +4,9 @@
 # with consumption paused meanwhile, and never dead-lettered or lost; the requests behind
 # them on the same partition commit too. A backend terminated mid-request (the worker's own
 # connection, pg_terminate_backend) is reconnected and the request committed exactly once.
+# One request per transaction, so the exact number of tries of each is known (in a batch, a
+# transient failure of one request runs the others again too).
+export IT_BATCH_SIZE=1
 export IT_STATEMENT_TIMEOUT_MS=300 IT_LOG_FORMAT=json IT_INITIAL_BACKOFF_MS=20 IT_MAX_BACKOFF_MS=200
 source "$(dirname "$0")/lib.sh"
 it_setup
