@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "log.h"
 #include "utf8.h"
 
 static void copy_trimmed(char *dst, size_t dstsz, const char *src)
@@ -51,6 +52,16 @@ void pg_error_setf(struct pg_error *err, const char *sqlstate, const char *fmt, 
 	va_end(ap);
 }
 
+/* Server notices (e.g. "terminating connection due to immediate shutdown") go through the
+ * logger: by default libpq prints them raw on stderr. */
+static void notice_processor(void *arg, const char *message)
+{
+	char text[PG_ERROR_MESSAGE_MAX + 1];
+	(void)arg;
+	copy_trimmed(text, sizeof text, message);
+	log_warn("database_notice", LOG_S("message", text));
+}
+
 static int exec_setting(struct pg_session *s, const char *sql, struct pg_error *err)
 {
 	PGresult *r = PQexec(s->conn, sql);
@@ -81,6 +92,7 @@ int pg_session_connect(struct pg_session *s, struct pg_error *err)
 		pg_error_set(err, s->conn, NULL);
 		goto fail;
 	}
+	PQsetNoticeProcessor(s->conn, notice_processor, NULL);
 	snprintf(sql, sizeof sql, "SET statement_timeout = %d", s->statement_timeout_ms);
 	if (exec_setting(s, sql, err) < 0)
 		goto fail;

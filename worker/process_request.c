@@ -7,6 +7,7 @@
 #include "clock.h"
 #include "consume_loop.h"
 #include "log.h"
+#include "metrics.h"
 #include "sqlstate.h"
 
 /* A decoded request waiting for the database. */
@@ -30,6 +31,7 @@ static void dead_letter(struct worker *w, struct request_entry *e, const char *r
 	forward_record(&w->fwd, e->msg, &e->input, &e->origin, w->cfg->kafka.dlq_topic, why,
 		       e->origin.attempts + 1, 0);
 	worker_stats_count(&w->stats, STAT_DEAD_LETTERED);
+	metrics_count_dead_letter(why->error_class);
 	log_warn("request", REQUEST_FIELDS(e, request_id), LOG_S("outcome", "dead_lettered"),
 		 LOG_S("error_class", why->error_class), LOG_S("sqlstate", why->sqlstate),
 		 LOG_S("constraint", why->constraint), LOG_S("error", why->message));
@@ -44,6 +46,7 @@ static void requeue(struct worker *w, struct request_entry *e, const char *reque
 	forward_record(&w->fwd, e->msg, &e->input, &e->origin, w->cfg->kafka.retry_topic, why,
 		       attempt, clock_wall_ms() + delay);
 	worker_stats_count(&w->stats, STAT_REQUEUED);
+	metrics_count_retry(METRICS_RETRY_REQUEUE);
 	log_info("request", REQUEST_FIELDS(e, request_id), LOG_S("outcome", "requeued"),
 		 LOG_S("error_class", why->error_class), LOG_S("sqlstate", why->sqlstate),
 		 LOG_S("constraint", why->constraint), LOG_I("retry_in_ms", delay));
@@ -82,6 +85,7 @@ static int wait_transient(struct worker *w, const struct pending *p, int tries,
 	int64_t delay = backoff_delay_ms(&w->backoff, tries, backoff_random());
 
 	w->stats.db_retries++;
+	metrics_count_retry(METRICS_RETRY_IN_PLACE);
 	log_warn("database_unavailable", REQUEST_FIELDS(p->e, p->rid), LOG_S("error_class", cls),
 		 LOG_S("sqlstate", nonempty(err->sqlstate)), LOG_S("error", err->message),
 		 LOG_I("tries", tries), LOG_I("retry_in_ms", delay));
@@ -111,9 +115,12 @@ int process_request_connect(struct worker *w)
 	struct pg_error err;
 	for (int tries = 1;; tries++) {
 		if (pg_session_connect(&w->pg, &err) == 0) {
-			if (tries > 1 || w->stats.db_reconnects > 0)
+			if (tries > 1 || w->stats.db_reconnects > 0) {
 				log_info("database_connected", LOG_I("tries", tries));
+				metrics_count_db_reconnect();
+			}
 			w->stats.db_reconnects++;
+			metrics_set_gauge(METRICS_DB_UP, 1);
 			worker_pause_for_db(w, 0);
 			return 0;
 		}
@@ -123,6 +130,7 @@ int process_request_connect(struct worker *w)
 		log_warn("database_connect_failed", LOG_S("sqlstate", nonempty(err.sqlstate)),
 			 LOG_S("error", err.message), LOG_I("tries", tries),
 			 LOG_I("retry_in_ms", delay));
+		metrics_set_gauge(METRICS_DB_UP, 0);
 		worker_pause_for_db(w, 1);
 		worker_wait(w, (int)delay);
 		if (worker_stage(w) != STAGE_RUNNING)
@@ -151,9 +159,12 @@ static size_t run_transactions(struct worker *w, struct pending **p, size_t n)
 							   .src = { p[i]->e->origin.topic,
 								    p[i]->e->origin.partition,
 								    p[i]->e->origin.offset } };
+		int64_t started = clock_mono_ms();
 		enum asset_tx_status st = asset_tx_run(&w->pg, items, batch, &failed, &err);
 		if (st == TX_COMMITTED) {
+			double seconds = (double)(clock_mono_ms() - started) / 1000.0;
 			for (size_t i = 0; i < batch; i++) {
+				metrics_observe_processing(seconds);
 				committed(w, p[i], &items[i]);
 				asset_request_clear(&p[i]->req);
 			}
@@ -163,6 +174,7 @@ static size_t run_transactions(struct worker *w, struct pending **p, size_t n)
 			continue;
 		}
 		struct error_class cls = classify_sqlstate(err.sqlstate);
+		metrics_count_db_error(err.sqlstate);
 		if (cls.action != ACTION_RETRY_IN_PLACE && st == TX_ITEM_FAILED) {
 			/* That request alone is refused; the others run again without it. */
 			settle_refused(w, p[failed], &err, cls);

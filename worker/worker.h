@@ -57,6 +57,8 @@ struct worker {
 	rd_kafka_topic_partition_list_t *eof; /* assigned partitions seen at their end */
 	rd_kafka_topic_partition_list_t *produced; /* retry partitions we wrote to: last offset */
 	int fatal;                      /* unrecoverable error: exit 1 */
+	int commit_soon;                /* a forward was acknowledged: commit now */
+	int64_t gauges_at_ms;           /* last refresh of the /metrics gauges */
 
 	struct worker_stats stats;
 };

@@ -4,6 +4,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 
 void worker_stats_init(struct worker_stats *s)
 {
@@ -11,7 +12,18 @@ void worker_stats_init(struct worker_stats *s)
 	s->started_ms = s->last_summary_ms = clock_mono_ms();
 }
 
-void worker_stats_count(struct worker_stats *s, enum stat_outcome o) { s->outcomes[o]++; }
+static const char *const outcome_names[STAT_OUTCOMES] = {
+	[STAT_CREATED] = "created",	[STAT_DUPLICATE] = "duplicate",
+	[STAT_REPLAYED] = "replayed",	[STAT_REQUEUED] = "requeued",
+	[STAT_DEAD_LETTERED] = "dead_lettered",
+};
+
+/* The summary line and /metrics count the same events: one call feeds both. */
+void worker_stats_count(struct worker_stats *s, enum stat_outcome o)
+{
+	s->outcomes[o]++;
+	metrics_count_outcome(outcome_names[o]);
+}
 
 static uint64_t total(const struct worker_stats *s)
 {
