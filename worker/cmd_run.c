@@ -2,7 +2,7 @@
 #include "consume_loop.h"
 #include "log.h"
 
-int cmd_run(const struct config *cfg, int drain)
+int cmd_run(struct config *cfg, int drain)
 {
 	struct worker w;
 	char errbuf[1024];

@@ -23,7 +23,7 @@ struct replay_options {
 	int dry_run;		 /* print what would be sent on stdout; send and commit nothing */
 };
 
-int cmd_run(const struct config *cfg, int drain);
+int cmd_run(struct config *cfg, int drain); /* cfg: SIGHUP reloads into it */
 int cmd_migrate(const struct config *cfg);
 int cmd_replay_dlq(const struct config *cfg, const struct replay_options *opts);
 /* The whole `worker replay-dlq ...` command line (argv[1] is "replay-dlq"): parses its options

@@ -8,6 +8,7 @@
 #include "asset_tx.h"
 #include "clock.h"
 #include "kafka_conf.h"
+#include "config_reload.h"
 #include "consumer_lag.h"
 #include "log.h"
 #include "metrics.h"
@@ -23,9 +24,11 @@
 #define GAUGES_EVERY_MS 5000    /* consumer lag and the other gauges of /metrics */
 
 volatile sig_atomic_t worker_signal_count;
+volatile sig_atomic_t worker_reload_requested;
 
 static void await_forwarded(struct worker *w, int ms);
 static void update_gauges(struct worker *w);
+static void maybe_reload(struct worker *w);
 
 enum run_stage worker_stage(const struct worker *w)
 {
@@ -402,6 +405,29 @@ static void batch_done(struct worker *w, struct batch *b)
 	retry_backpressure(w);
 }
 
+/* ---- SIGHUP ---- */
+
+/* Re-reads worker.yaml; what changed takes effect here, between two batches. */
+static void maybe_reload(struct worker *w)
+{
+	if (!worker_reload_requested)
+		return;
+	worker_reload_requested = 0;
+	log_info("config_reload_requested", LOG_S("file", w->cfg->path));
+	if (config_reload(w->cfg) <= 0)
+		return;
+	log_set_level(w->cfg->log.level);
+	log_set_format(w->cfg->log.format);
+	w->backoff = (struct backoff_policy){ w->cfg->retry.initial_backoff_ms,
+					      w->cfg->retry.max_backoff_ms, w->cfg->retry.multiplier };
+	w->fwd.resend_backoff = w->backoff;
+	log_info("config_reload_applied", LOG_S("log_level", log_level_name(w->cfg->log.level)),
+		 LOG_I("retry_initial_backoff_ms", w->cfg->retry.initial_backoff_ms),
+		 LOG_I("retry_max_backoff_ms", w->cfg->retry.max_backoff_ms),
+		 LOG_F("retry_multiplier", w->cfg->retry.multiplier),
+		 LOG_I("retry_max_attempts", w->cfg->retry.max_attempts));
+}
+
 /* ---- /metrics gauges ---- */
 
 static void update_gauges(struct worker *w)
@@ -474,6 +500,12 @@ static void on_signal(int sig)
 		worker_signal_count++;
 }
 
+static void on_sighup(int sig)
+{
+	(void)sig;
+	worker_reload_requested = 1;
+}
+
 static void install_signals(void)
 {
 	struct sigaction sa;
@@ -482,6 +514,8 @@ static void install_signals(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_sighup;
+	sigaction(SIGHUP, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 }
@@ -501,7 +535,7 @@ static int check_schema(struct worker *w, char *errbuf, size_t errsize)
 	return 0;
 }
 
-int worker_setup(struct worker *w, const struct config *cfg, int drain_mode, char *errbuf,
+int worker_setup(struct worker *w, struct config *cfg, int drain_mode, char *errbuf,
 		 size_t errsize)
 {
 	char host[64] = "worker";
@@ -602,6 +636,7 @@ int worker_run(struct worker *w)
 		forwarder_poll(&w->fwd, 0);
 		commit_forwarded(w);
 		update_gauges(w);
+		maybe_reload(w);
 		worker_stats_maybe_log(&w->stats, w->cfg->log.summary_interval_ms);
 		if (w->drain_mode && drained(w)) {
 			log_info("drained", LOG_S("reason", "caught up and nothing waits"));

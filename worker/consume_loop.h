@@ -8,7 +8,7 @@
 
 #include "worker.h"
 
-int worker_setup(struct worker *w, const struct config *cfg, int drain_mode, char *errbuf,
+int worker_setup(struct worker *w, struct config *cfg, int drain_mode, char *errbuf,
 		 size_t errsize);
 /* Runs until a signal, --drain caught up, or a fatal error. Returns the exit code. */
 int worker_run(struct worker *w);

@@ -37,7 +37,7 @@ struct backlog {
 };
 
 struct worker {
-	const struct config *cfg;
+	struct config *cfg;             /* borrowed; SIGHUP swaps reloadable keys in place */
 	char worker_id[128];
 	int drain_mode;                 /* --drain: exit 0 once caught up */
 
@@ -65,5 +65,6 @@ struct worker {
 
 /* Set by the signal handlers only (sigaction); read by the loop. */
 extern volatile sig_atomic_t worker_signal_count;
+extern volatile sig_atomic_t worker_reload_requested;
 
 #endif
