@@ -10,6 +10,7 @@ packages=(
 	postgresql postgresql-contrib
 	jq
 	python3-yaml systemd # deploy/ checks: YAML parses, systemd-analyze verify
+	time # tests/bench: CPU and peak RSS of the worker
 	clang # libFuzzer
 )
 

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Broker faults through the loopback broker's fault injection, under a steady stream of mixed
+# requests: produce requests failing (a few dozen blips, then a window of several seconds in
+# which every produce fails, long enough for the worker's own deliveries to time out and be
+# sent again), OffsetCommit failing, and the whole cluster down for ~5 s and back.
+#
+# Throughout, a sampler reads the group's committed input offsets and then the high watermarks
+# of the retry and dead-letter topics. SPEC section 1: "an input offset is committed only after
+# its request has reached a final state ... acknowledged by the broker on the retry or
+# dead-letter topic". So for every sample, every forward (x-attempt 1, input record at
+# x-original-partition/offset) that the broker appended only after that sample (its offset at
+# or beyond the sampled watermark) must lie at or above the committed offset of its input
+# partition. At the end every request is accounted for exactly once.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib_faults.sh"
+source "$(dirname "$0")/lib_hostile.sh"
+it_setup
+it_seed
+ith_throttle_install 0
+it_install_raise_trigger
+
+# Adds a kafka.properties entry to the worker's config.
+kafka_property() { sed -i "/^  properties:/a\\    $1: \"$2\"" "$IT_CONFIG"; }
+
+manifest="$IT_DIR/manifest.txt"
+itf_gen_mixed "$IT_DIR/gen.jsonl" "$manifest" 2101 6000
+# Requests refused once with 23505 (a test trigger; the worker sees a unique violation): each
+# is requeued to the retry topic, then created on its retry. They make retry-topic traffic.
+MARKERS=60
+psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
+DO \$\$ BEGIN
+  FOR i IN 1..$MARKERS LOOP
+    EXECUTE format('CREATE SEQUENCE it_raise_seq_m%s', i);
+    INSERT INTO it_raise_rules (marker, sqlstate, times, seq)
+    VALUES ('requeue-once-' || i, '23505', 1, 'it_raise_seq_m' || i);
+  END LOOP;
+END \$\$;
+SQL
+for ((i = 1; i <= MARKERS; i++)); do
+	rid=$(it_uuid)
+	printf '{"key":"m-%d","value":%s}\n' "$i" "$(it_request_jq "$rid" $((9000000 + i)) ".name = \"requeue-once-$i\"")"
+	echo "$rid ok" >>"$manifest"
+done >"$IT_DIR/markers.jsonl"
+# Three parts, the markers spread over them.
+split -n l/3 -d "$IT_DIR/markers.jsonl" "$IT_DIR/m-"
+mix() { cat "$@" | shuf --random-source=<(yes); }
+mix <(head -n 2500 "$IT_DIR/gen.jsonl") "$IT_DIR/m-00" >"$IT_DIR/part1.jsonl"
+mix <(sed -n 2501,4200p "$IT_DIR/gen.jsonl") "$IT_DIR/m-01" >"$IT_DIR/part2.jsonl"
+mix <(tail -n +4201 "$IT_DIR/gen.jsonl") "$IT_DIR/m-02" >"$IT_DIR/part3.jsonl"
+total=$(wc -l <"$manifest")
+echo "# $total requests ($MARKERS requeued once by design)"
+
+samples="$IT_DIR/samples.txt"
+: >"$samples"
+ith_sampler_start "$samples"
+
+dlq_high() { "$AWK" watermarks --topic assets.create.dlq 2>>"$IT_DIR/offsets.log" | awk '{s += $3} END {print s + 0}'; }
+dlq_at_least() { (($(dlq_high) >= $1)); }
+committed_at_least() { (($(itf_committed_sum assets.create) >= $1)); }
+outcomes() { cat "$IT_DIR"/worker-*.log | grep -c 'outcome=' || true; }
+
+# ---- 1. produce failing ----
+# The worker's deliveries time out after 2.5 s here (the shipped default is 120 s), so a long
+# produce outage reaches the worker's own resend path, not only librdkafka's retries.
+kafka_property message.timeout.ms 2500
+itf_produce_file "$IT_DIR/part1.jsonl"
+ith_throttle 3 # ~3 ms per new row: the part lasts several seconds
+it_start_worker w1
+log1="$IT_DIR/worker-w1.log"
+itf_wait_log 60 "$log1" 'outcome=' 200
+
+# 1a. A few dozen produce requests fail with NOT_LEADER_FOR_PARTITION (retriable).
+h0=$(dlq_high)
+it_broker ctl push-errors Produce 6 40
+itf_wait_log 30 "$log1" 'outcome=dead_lettered' $(($(itf_outcomes "$log1" dead_lettered) + 30))
+it_wait_for 30 "dead letters acknowledged again after 40 produce errors" dlq_at_least $((h0 + 20))
+ok "40 failed produce requests: dead letters are acknowledged again afterwards"
+it_broker ctl clear-errors Produce
+
+# 1b. Every produce fails (REQUEST_TIMED_OUT) for 6 s while the worker keeps taking input.
+before_window=$(itf_outcomes "$log1")
+((before_window < $(wc -l <"$IT_DIR/part1.jsonl") - 500)) || fail "part 1 was nearly done before the produce outage ($before_window outcomes)"
+retries_before=$(grep -c 'forward_retry' "$log1" || true)
+it_broker ctl push-errors Produce 7 1000000
+sleep 1 # let forwards already in flight land; from here on nothing is appended
+h1=$(dlq_high)
+dl1=$(itf_outcomes "$log1" dead_lettered)
+t_end=$((SECONDS + 5))
+while ((SECONDS < t_end)); do
+	itf_alive "$IT_PID_w1" || fail "the worker exited while produce requests failed"
+	sleep 0.2
+done
+h2=$(dlq_high)
+dl2=$(itf_outcomes "$log1" dead_lettered)
+during=$(($(itf_outcomes "$log1") - before_window))
+echo "# produce outage: $during outcomes, $((dl2 - dl1)) dead letters sent, DLQ high watermark $h1 -> $h2"
+assert_eq "$h1" "$h2" "produce outage: nothing was appended to the dead-letter topic"
+assert_ge 10 $((dl2 - dl1)) "produce outage: the worker kept taking input and sent dead letters that were not acknowledged"
+itf_wait_log 30 "$log1" 'forward_retry' $((retries_before + 1))
+ok "produce outage: timed-out deliveries are sent again by the worker (forward_retry)"
+it_broker ctl clear-errors Produce
+it_wait_for 60 "the dead letters of the outage acknowledged" dlq_at_least $((h2 + dl2 - dl1))
+ok "after the produce outage the dead letters are acknowledged"
+
+# ---- 2. OffsetCommit failing ----
+c0=$(itf_committed_sum assets.create)
+it_broker ctl push-errors OffsetCommit 27 4 # REBALANCE_IN_PROGRESS
+it_broker ctl push-errors OffsetCommit 16 4 # NOT_COORDINATOR
+itf_produce_file "$IT_DIR/part2.jsonl"
+n=$(outcomes)
+itf_wait_log 60 "$log1" 'outcome=' $((n + 600))
+it_wait_for 60 "offset commits succeed again after OffsetCommit errors" committed_at_least $((c0 + 300))
+ok "OffsetCommit errors: commits go through again afterwards"
+
+# The worker stops gracefully; the next one runs with the shipped delivery timeout.
+it_stop_worker w1 TERM
+assert_eq 0 "$IT_RC" "worker 1: SIGTERM exit 0"
+sed -i '/message.timeout.ms/d' "$IT_CONFIG"
+
+# ---- 3. the broker down for ~5 s, then up ----
+ith_feed_start p3 "$IT_DIR/part3.jsonl" 50 0.1
+it_start_worker w2
+log2="$IT_DIR/worker-w2.log"
+itf_wait_log 60 "$log2" 'outcome=' 300
+fed=$(ith_feed_progress p3)
+((fed < $(wc -l <"$IT_DIR/part3.jsonl"))) || fail "the stream was over before the broker went down"
+it_broker ctl broker-down all
+echo "# broker down after $(itf_outcomes "$log2") outcomes of worker 2, $fed records of part 3 fed"
+down_at=$SECONDS
+while ((SECONDS - down_at < 5)); do
+	itf_alive "$IT_PID_w2" || fail "the worker exited while the broker was down"
+	sleep 0.2
+done
+ok "the worker kept running while the broker was down"
+it_broker ctl broker-up all
+n=$(itf_outcomes "$log2")
+itf_wait_log 60 "$log2" 'outcome=' $((n + 200))
+ok "after the broker came back the worker carries on"
+ith_throttle 0
+ith_feed_wait p3 90
+itf_wait_caught_up 90
+ok "every input and retry offset committed at the end"
+it_stop_worker w2 TERM
+assert_eq 0 "$IT_RC" "worker 2: SIGTERM exit 0"
+ith_sampler_stop
+
+# ---- the property and the accounting ----
+ith_check_samples "$samples"
+echo "# samples: $ITH_SAMPLES, sample/forward pairs: $ITH_PAIRS, violations: $ITH_VIOLATIONS, smallest gap: $ITH_MIN_GAP"
+assert_ge 50 "$ITH_SAMPLES" "committed offsets sampled throughout the run"
+assert_ge 50 "$ITH_PAIRS" "unacknowledged forwards seen by the samples"
+assert_eq 0 "$ITH_VIOLATIONS" "no input offset was committed past a request whose retry or dead letter was not acknowledged"
+assert_eq 1 $((ITH_MIN_GAP <= 3)) "the commits went up to the unacknowledged forwards (smallest gap $ITH_MIN_GAP <= 3)"
+assert_eq 0 "$(itf_committed_are_final | grep -c 'unfinal=[1-9]' || true)" "every committed input record is final"
+assert_ge "$MARKERS" "$(it_dump assets.create.retry | jq -r 'select(.headers["x-error-class"] == "unique_violation") | .headers["x-original-offset"]' | wc -l)" \
+	"the requeued markers went through the retry topic"
+itf_account "$manifest" "after broker faults"
+assert_eq 0 "$(jq -r '.headers["x-error-class"]' "$ITF_DLQ_FILE" | grep -cvE '^(malformed_message|foreign_key_violation|check_violation|not_null_violation)$' || true)" \
+	"no dead letter of another class (retries_exhausted, transient, ...)"
+it_done
