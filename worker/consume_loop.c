@@ -378,7 +378,7 @@ static void batch_fill(struct worker *w, struct batch *b)
 {
 	struct delayed_record due;
 	struct backlog_entry e;
-	size_t max = (size_t)w->cfg->postgres.batch_size;
+	size_t max = w->batch_limit;
 	int64_t now = clock_wall_ms();
 
 	b->n = 0;
@@ -552,6 +552,7 @@ int worker_setup(struct worker *w, struct config *cfg, int drain_mode, char *err
 	}
 	w->backoff = (struct backoff_policy){ cfg->retry.initial_backoff_ms,
 					      cfg->retry.max_backoff_ms, cfg->retry.multiplier };
+	w->batch_limit = (size_t)cfg->postgres.batch_size;
 	worker_stats_init(&w->stats);
 	retry_delay_init(&w->delayed);
 	w->tracker = offset_tracker_new();

@@ -10,6 +10,8 @@
 #include "metrics.h"
 #include "sqlstate.h"
 
+#define BATCH_LIMIT_MIN 8
+
 /* A decoded request waiting for the database. */
 struct pending {
 	struct request_entry *e;
@@ -141,7 +143,7 @@ int process_request_connect(struct worker *w)
 /* Runs the decoded requests until each is committed or settled alone. `p` lists those still
  * to run (pointers: a request's fields point into its own struct, which must not move).
  * Returns how many are left unsettled (handed back because the worker is stopping). */
-static size_t run_transactions(struct worker *w, struct pending **p, size_t n)
+static size_t run_transactions(struct worker *w, struct pending **p, size_t n, size_t *refused)
 {
 	struct asset_tx_item items[ASSET_TX_BATCH_MAX];
 	/* After a failure that is no single request's fault, go one by one to find out whose. */
@@ -178,6 +180,7 @@ static size_t run_transactions(struct worker *w, struct pending **p, size_t n)
 		if (cls.action != ACTION_RETRY_IN_PLACE && st == TX_ITEM_FAILED) {
 			/* That request alone is refused; the others run again without it. */
 			settle_refused(w, p[failed], &err, cls);
+			(*refused)++;
 			asset_request_clear(&p[failed]->req);
 			memmove(p + failed, p + failed + 1, (n - failed - 1) * sizeof *p);
 			n--;
@@ -194,6 +197,21 @@ static size_t run_transactions(struct worker *w, struct pending **p, size_t n)
 	}
 	worker_pause_for_db(w, 0);
 	return 0;
+}
+
+/* Each refused request makes the requests before it in its batch run again, so the cost
+ * of an error grows with the batch: halve the batch after a refusal, grow it by a step after
+ * a clean full one (up to postgres.batch_size). A clean stream soon runs full batches; an
+ * error mix settles where re-runs stay cheap. */
+static void adapt_batch_limit(struct worker *w, size_t n, size_t refused)
+{
+	size_t max = (size_t)w->cfg->postgres.batch_size;
+	if (refused > 0 && w->batch_limit > BATCH_LIMIT_MIN)
+		w->batch_limit = w->batch_limit / 2 > BATCH_LIMIT_MIN ? w->batch_limit / 2
+								      : BATCH_LIMIT_MIN;
+	else if (refused == 0 && n >= w->batch_limit && w->batch_limit < max)
+		w->batch_limit = w->batch_limit + BATCH_LIMIT_MIN < max ? w->batch_limit + BATCH_LIMIT_MIN
+									: max;
 }
 
 void process_batch(struct worker *w, struct request_entry *entries, size_t n)
@@ -224,7 +242,9 @@ void process_batch(struct worker *w, struct request_entry *entries, size_t n)
 		dead_letter(w, d->e, d->rid, &why);
 		asset_request_clear(&d->req);
 	}
-	size_t left = run_transactions(w, run, nrun);
+	size_t refused = 0;
+	size_t left = run_transactions(w, run, nrun, &refused);
+	adapt_batch_limit(w, n, refused);
 	for (size_t i = 0; i < left; i++) {
 		log_info("request_handed_back", REQUEST_FIELDS(run[i]->e, run[i]->rid),
 			 LOG_S("reason", "shutting down"));

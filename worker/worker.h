@@ -59,6 +59,7 @@ struct worker {
 	int fatal;                      /* unrecoverable error: exit 1 */
 	int commit_soon;                /* a forward was acknowledged: commit now */
 	int64_t gauges_at_ms;           /* last refresh of the /metrics gauges */
+	size_t batch_limit;             /* requests per batch now: adapts to refusals */
 
 	struct worker_stats stats;
 };

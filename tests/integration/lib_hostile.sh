@@ -112,7 +112,7 @@ ith_sampler_start() { # FILE
 		until [[ -e "$IT_DIR/sampler.stop" ]]; do
 			n=$((n + 1))
 			ith_sample_offsets "$1" "$n"
-			sleep 0.1
+			sleep 0.25
 		done
 	) &
 	ITH_SAMPLER=$!
@@ -230,4 +230,23 @@ SQL
 	assert_eq 0 "$extra_dlq" "$label: no dead letter outside the manifest"
 	assert_eq 0 "$dup_keys" "$label: no (tenant_id, content_sha256) with two assets"
 	assert_eq "$ok/$bad" "$rows/$dlq" "$label: rows/dead letters = good/bad records"
+}
+
+# After itf_committed_are_final: prints the committed input records that are not final
+# ("partition offset request_id"), from the files it left in $IT_DIR.
+ith_unfinal_details() {
+	psql -X -A -t -q -v ON_ERROR_STOP=1 -F ' ' <<SQL
+CREATE TEMP TABLE i (partition int, "offset" bigint, request_id text);
+\copy i FROM '$IT_DIR/final-input.tsv'
+CREATE TEMP TABLE c (partition int, committed bigint);
+\copy c FROM '$IT_DIR/final-committed.txt' WITH (DELIMITER ' ')
+CREATE TEMP TABLE f (request_id text, cls text);
+\copy f FROM '$IT_DIR/final-dlq.tsv'
+\copy f FROM '$IT_DIR/final-retry.tsv'
+SELECT i.partition, i."offset", i.request_id FROM i JOIN c USING (partition)
+ WHERE i."offset" < c.committed
+   AND NOT EXISTS (SELECT 1 FROM asset_requests q WHERE q.request_id::text = i.request_id)
+   AND NOT EXISTS (SELECT 1 FROM f WHERE f.request_id = i.request_id)
+ ORDER BY 1, 2 LIMIT 20;
+SQL
 }
