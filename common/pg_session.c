@@ -16,30 +16,39 @@ static void copy_trimmed(char *dst, size_t dstsz, const char *src)
 		dst[--n] = '\0';
 }
 
-void pg_error_set(struct pg_error *err, PGconn *conn, const PGresult *r)
+/* The one place errors are shaped for headers and logs: trimmed, UTF-8 text without
+ * control characters, the message cut at PG_ERROR_MESSAGE_MAX on a character boundary. */
+void pg_error_fill(struct pg_error *err, const char *sqlstate, const char *constraint,
+		   const char *message)
 {
-	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-	const char *constraint = r ? PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME) : NULL;
-	const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-
 	char full[4 * PG_ERROR_MESSAGE_MAX];
 
 	memset(err, 0, sizeof *err);
-	/* libpq invents SQLSTATEs for some client-side failures; a lost connection has none. */
-	if (state && strlen(state) == 5 && !(conn && PQstatus(conn) == CONNECTION_BAD))
-		memcpy(err->sqlstate, state, 6);
+	if (sqlstate && strlen(sqlstate) == 5)
+		memcpy(err->sqlstate, sqlstate, 6);
 	copy_trimmed(err->constraint, sizeof err->constraint, constraint);
-	if (primary)
-		copy_trimmed(full, sizeof full, primary);
-	else if (r && *PQresultErrorMessage(r))
-		copy_trimmed(full, sizeof full, PQresultErrorMessage(r));
-	else
-		copy_trimmed(full, sizeof full, conn ? PQerrorMessage(conn) : "no connection");
-	/* Cut on a character boundary (a cut inside `full` itself becomes '?'). */
+	utf8_sanitize(err->constraint);
+	copy_trimmed(full, sizeof full, message);
+	/* A cut inside `full` itself becomes '?'. */
 	utf8_sanitize(full);
 	utf8_truncate(full, PG_ERROR_MESSAGE_MAX);
 	memcpy(err->message, full, strlen(full) + 1);
-	utf8_sanitize(err->constraint);
+}
+
+void pg_error_set(struct pg_error *err, PGconn *conn, const PGresult *r)
+{
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+	/* libpq invents SQLSTATEs for some client-side failures; a lost connection has none. */
+	if (conn && PQstatus(conn) == CONNECTION_BAD)
+		state = NULL;
+	if (!primary)
+		primary = r && *PQresultErrorMessage(r) ? PQresultErrorMessage(r)
+			  : conn			 ? PQerrorMessage(conn)
+							 : "no connection";
+	pg_error_fill(err, state, r ? PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME) : NULL,
+		      primary);
 }
 
 void pg_error_setf(struct pg_error *err, const char *sqlstate, const char *fmt, ...)

@@ -35,6 +35,9 @@ int pg_session_connect(struct pg_session *s, struct pg_error *err);
 int pg_session_healthy(const struct pg_session *s);
 void pg_session_close(struct pg_session *s);
 
+/* Fills err from its parts (any may be NULL), shaped for headers and logs. */
+void pg_error_fill(struct pg_error *err, const char *sqlstate, const char *constraint,
+		   const char *message);
 /* Fills err from a failed result (r may be NULL: then from the connection). */
 void pg_error_set(struct pg_error *err, PGconn *conn, const PGresult *r);
 void pg_error_setf(struct pg_error *err, const char *sqlstate, const char *fmt, ...)

@@ -3,12 +3,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#define STMT_CREATE "asset_create_v1"
+#define STMT_CREATE "asset_create_checked_v1"
 
+/* Values go as text and are cast inside the function, so a bad uuid or number is a refusal
+ * of that request (a row), not an error of the statement. */
 const struct pg_statement asset_tx_statements[] = {
 	{ STMT_CREATE,
-	  "SELECT outcome, asset_id FROM asset_create_v1($1::uuid, $2::uuid, $3::uuid, $4::text,"
-	  " $5::text, $6::bigint, $7::text, $8::text, $9::jsonb, $10::text, $11::integer,"
+	  "SELECT outcome, asset_id, error_sqlstate, error_constraint, error_message"
+	  " FROM asset_create_checked_v1($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::integer,"
 	  " $12::bigint)" },
 };
 const size_t asset_tx_nstatements = sizeof asset_tx_statements / sizeof asset_tx_statements[0];
@@ -48,6 +50,14 @@ static int send_all(PGconn *c, const struct asset_tx_item *items, size_t n)
 
 static void read_row(const PGresult *r, struct asset_tx_item *it)
 {
+	if (!PQgetisnull(r, 0, 2)) {
+		it->refused = 1;
+		pg_error_fill(&it->err, PQgetvalue(r, 0, 2),
+			      PQgetisnull(r, 0, 3) ? NULL : PQgetvalue(r, 0, 3),
+			      PQgetvalue(r, 0, 4));
+		return;
+	}
+	it->refused = 0;
 	const char *o = PQgetvalue(r, 0, 0);
 	it->outcome = strcmp(o, "created") == 0     ? OUTCOME_CREATED
 		      : strcmp(o, "duplicate") == 0 ? OUTCOME_DUPLICATE

@@ -1,15 +1,16 @@
 /* The transaction: a batch of asset.create requests in one transaction, in one round trip.
  *
- *   BEGIN; SELECT asset_create_v1(r1); ... SELECT asset_create_v1(rN); COMMIT;   -- pipelined
+ *   BEGIN; SELECT asset_create_checked_v1(r1); ... (rN); COMMIT;   -- pipelined, one Sync
  *
  * asset_create_v1 (worker/migrations) does, per request, the idempotency check on request_id,
  * the dedup lookup on (tenant_id, content_sha256), the insert and the asset_requests row.
+ * Its checked wrapper returns a refusal by the schema (SQLSTATE class 22 or 23) as a row, in
+ * a subtransaction of its own: that request is settled alone and the others commit.
  *
- * Per-request isolation without a savepoint per request (which would overflow PostgreSQL's
- * 64-subtransaction cache): when request k fails, the server aborts the rest of the pipeline
- * and the transaction is rolled back at once; the caller learns exactly which request failed,
- * settles it alone, and runs the others again. No request's fate depends on another's, and
- * the session is always clean for the next batch (no 25P02 cascade). */
+ * Any other error (transient, or unexpected) aborts the rest of the pipeline and the
+ * transaction is rolled back at once; the caller learns exactly which request failed,
+ * settles or retries it, and runs the others again. Either way no request's fate depends on
+ * another's, and the session is clean for the next batch (no 25P02 cascade). */
 #ifndef AW_ASSET_TX_H
 #define AW_ASSET_TX_H
 
@@ -32,20 +33,22 @@ struct asset_tx_item {
 	const struct asset_request *req; /* borrowed */
 	struct asset_source src;
 	/* set when the batch commits */
+	int refused;          /* the schema said no: `err` says why, nothing was written */
 	enum asset_outcome outcome;
 	char asset_id[37];
+	struct pg_error err;
 };
 
 enum asset_tx_status {
-	TX_COMMITTED,   /* every item committed; outcomes set */
+	TX_COMMITTED,   /* every item committed (outcome set) or refused (err set) */
 	TX_ITEM_FAILED, /* *failed is the item the database refused; nothing committed */
 	TX_FAILED,      /* not one item's fault (connection lost, COMMIT refused): nothing
 			 * committed, or unknown if the connection died during COMMIT */
 };
 
-/* Most requests in one transaction: the pipeline's results must fit the socket buffers,
- * as the connection is in blocking mode. */
-#define ASSET_TX_BATCH_MAX 256
+/* Most requests in one transaction: one subtransaction each, and PostgreSQL caches 64 per
+ * transaction (see migrations/002_refusals_as_rows.sql). */
+#define ASSET_TX_BATCH_MAX 64
 
 extern const struct pg_statement asset_tx_statements[];
 extern const size_t asset_tx_nstatements;

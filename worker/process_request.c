@@ -145,7 +145,7 @@ int process_request_connect(struct worker *w)
  * Returns how many are left unsettled (handed back because the worker is stopping). */
 static size_t run_transactions(struct worker *w, struct pending **p, size_t n, size_t *refused)
 {
-	struct asset_tx_item items[ASSET_TX_BATCH_MAX];
+	static struct asset_tx_item items[ASSET_TX_BATCH_MAX]; /* ~80 KiB: not on the stack */
 	/* After a failure that is no single request's fault, go one by one to find out whose. */
 	int one_by_one = 0;
 	int tries = 0;
@@ -166,8 +166,16 @@ static size_t run_transactions(struct worker *w, struct pending **p, size_t n, s
 		if (st == TX_COMMITTED) {
 			double seconds = (double)(clock_mono_ms() - started) / 1000.0;
 			for (size_t i = 0; i < batch; i++) {
-				metrics_observe_processing(seconds);
-				committed(w, p[i], &items[i]);
+				if (items[i].refused) {
+					/* Refused alone (a row, not an abort): requeue or
+					 * dead-letter it; the batch committed without it. */
+					metrics_count_db_error(items[i].err.sqlstate);
+					settle_refused(w, p[i], &items[i].err,
+						       classify_sqlstate(items[i].err.sqlstate));
+				} else {
+					metrics_observe_processing(seconds);
+					committed(w, p[i], &items[i]);
+				}
 				asset_request_clear(&p[i]->req);
 			}
 			memmove(p, p + batch, (n - batch) * sizeof *p);

@@ -197,7 +197,7 @@ ceiling() {
 	mkdir -p "$dir"
 	script="$dir/$name.sql"
 	prepare_db bench_ceiling "$dir"
-	stmt="SELECT * FROM asset_create_v1(gen_random_uuid(), '$tenant', NULL, 'bench', md5(random()::text) || md5(random()::text), 1, NULL, 's3://bench', NULL, 'bench', 0, 0);"
+	stmt="SELECT * FROM asset_create_checked_v1(gen_random_uuid()::text, '$tenant', NULL, 'bench', md5(random()::text) || md5(random()::text), '1', NULL, 's3://bench', NULL, 'bench', 0, 0);"
 	{
 		if ((piped)); then
 			printf '%s\n' '\startpipeline' 'BEGIN;'

@@ -130,7 +130,8 @@ done
 # ---- migrate is idempotent ----
 PG_CONNINFO=$FRESH_CONNINFO run_worker migrate --config "$IT_CONFIG"
 assert_eq 0 "$RC" "migrate of a fresh database exits 0"
-assert_match 'migrate_done applied=1' "$ERR" "first migrate applies the migration"
+nmig=$(find "$IT_SRC/worker/migrations" -name '*.sql' | wc -l)
+assert_match "migrate_done applied=$nmig known=$nmig" "$ERR" "first migrate applies every migration ($nmig)"
 schema() { psql -X -A -t -q -d "$FRESH" -c "SELECT string_agg(table_name || '.' || column_name || ':' || data_type, ',' ORDER BY table_name, column_name) FROM information_schema.columns WHERE table_schema = 'public'"; }
 S1=$(schema)
 assert_match 'assets.content_sha256' "$S1" "the schema exists"

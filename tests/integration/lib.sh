@@ -114,7 +114,7 @@ kafka:
 postgres:
   conninfo: "\${PG_CONNINFO}"
   statement_timeout_ms: ${IT_STATEMENT_TIMEOUT_MS:-5000}
-  batch_size: ${IT_BATCH_SIZE:-100}
+  batch_size: ${IT_BATCH_SIZE:-50}
 retry:
   initial_backoff_ms: ${IT_INITIAL_BACKOFF_MS:-50}
   max_backoff_ms: ${IT_MAX_BACKOFF_MS:-400}

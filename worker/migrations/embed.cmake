@@ -1,4 +1,7 @@
-# Turns worker/migrations/*.sql into a C table {name, sql} (see worker/migrate.c).
+# Turns worker/migrations/*.sql into a C table {name, sql} (see worker/migrate.c), in name
+# order. The directory is passed rather than the list: a list would be split into arguments.
+file(GLOB FILES ${DIR}/*.sql)
+list(SORT FILES)
 set(body "/* generated from worker/migrations by embed.cmake: do not edit */\n#include \"migrate.h\"\n\nconst struct migration migrations[] = {\n")
 foreach(f ${FILES})
   get_filename_component(name ${f} NAME)
