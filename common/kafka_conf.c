@@ -19,6 +19,9 @@ static const struct kv consumer_defaults[] = {
 };
 static const struct kv producer_defaults[] = {
 	{ "linger.ms", "5" },
+	/* A forwarded record is the input record plus headers: the client's 1 MB default would
+	 * refuse, forever, to dead-letter a large input the consumer took without complaint. */
+	{ "message.max.bytes", "16777216" },
 	{ "message.timeout.ms", "120000" },
 };
 
