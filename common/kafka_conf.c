@@ -12,8 +12,6 @@ struct kv {
 /* Defaults the operator may override in kafka.properties. */
 static const struct kv consumer_defaults[] = {
 	{ "auto.offset.reset", "earliest" }, /* a new group starts from the beginning */
-	{ "enable.auto.commit", "true" },    /* commits only what we stored */
-	{ "auto.commit.interval.ms", "1000" },
 	{ "session.timeout.ms", "10000" },
 	{ "max.poll.interval.ms", "300000" },
 };
@@ -28,6 +26,9 @@ static const struct kv producer_defaults[] = {
 /* What "nothing is lost" rests on: never overridden. */
 static const struct kv consumer_forced[] = {
 	{ "enable.auto.offset.store", "false" }, /* offsets stored only once a request is final */
+	/* The worker commits itself: each commit carries where its forwards are
+	 * (worker/forward_ledger.h), which librdkafka 2.0's auto-commit cannot send. */
+	{ "enable.auto.commit", "false" },
 	{ "enable.partition.eof", "true" },      /* --drain needs to know when it caught up */
 	/* The rebalance callbacks use the incremental API; an eager strategy would make every
 	 * assignment fail. */

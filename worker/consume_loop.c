@@ -22,12 +22,15 @@
 #define DRAIN_SETTLE_MS 1500    /* --drain: caught up this long, with no rebalance, to exit */
 #define RETRY_HOLD_MAX 10000    /* retries waiting in memory before the retry topic pauses */
 #define GAUGES_EVERY_MS 5000    /* consumer lag and the other gauges of /metrics */
+#define SCAN_TIMEOUT_MS 60000   /* reading the retry/DLQ topics on assignment */
+#define FLOORS_EVERY_MS 60000   /* refresh of the forward floors from the topics' ends */
 
 volatile sig_atomic_t worker_signal_count;
 volatile sig_atomic_t worker_reload_requested;
 
 static void await_forwarded(struct worker *w, int ms);
 static void update_gauges(struct worker *w);
+static void refresh_floors(struct worker *w);
 static void maybe_reload(struct worker *w);
 
 enum run_stage worker_stage(const struct worker *w)
@@ -104,16 +107,8 @@ static void list_set(rd_kafka_topic_partition_list_t *l, const char *topic, int3
 void worker_complete(struct worker *w, const struct tracked_offset *input)
 {
 	int64_t next = offset_tracker_close(w->tracker, input);
-	if (next < 0)
-		return;
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(l, input->topic, input->partition)->offset = next;
-	rd_kafka_resp_err_t err = rd_kafka_offsets_store(w->consumer, l);
-	if (err || l->elems[0].err)
-		log_warn("offset_store_failed", LOG_S("topic", input->topic),
-			 LOG_I("partition", input->partition), LOG_I("offset", next),
-			 LOG_S("error", rd_kafka_err2str(err ? err : l->elems[0].err)));
-	rd_kafka_topic_partition_list_destroy(l);
+	if (next >= 0)
+		offset_commits_set(&w->commits, input->topic, input->partition, next);
 }
 
 /* Delivery of a requeue or dead letter acknowledged: its input record is final. */
@@ -123,23 +118,23 @@ static void on_forwarded(void *opaque, const struct tracked_offset *input, const
 	struct worker *w = opaque;
 	if (strcmp(topic, w->cfg->kafka.retry_topic) == 0)
 		list_set(w->produced, topic, partition, offset);
+	/* Our later forwards land beyond this one (the idempotent producer keeps order). */
+	forward_ledger_raise_floor(w->ledger, topic, partition, offset + 1);
+	if (offset_tracker_is_current(w->tracker, input))
+		forward_ledger_add(w->ledger, input->topic, input->partition, input->offset, topic,
+				   partition, offset);
 	worker_complete(w, input);
-	/* A crash before the next auto-commit would redeliver the record and forward it a
-	 * second time: commit without waiting for the interval (see commit_forwarded). */
-	w->commit_soon = 1;
+	/* A crash before the commit would redeliver the record: commit now, not at the next
+	 * interval (and if it is redelivered anyway, the next owner's scan finds this one). */
+	w->commits.soon = 1;
 }
 
-/* Commits the stored offsets now (asynchronously) when a forward was acknowledged: the
- * window in which a crash duplicates a dead letter shrinks from auto.commit.interval.ms to
- * one round trip. Closing it entirely needs Kafka transactions (see README). */
-static void commit_forwarded(struct worker *w)
+static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+		      rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
-	if (!w->commit_soon)
-		return;
-	w->commit_soon = 0;
-	rd_kafka_resp_err_t err = rd_kafka_commit(w->consumer, NULL, 1);
-	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-		log_warn("commit_failed", LOG_S("error", rd_kafka_err2str(err)));
+	struct worker *w = opaque;
+	(void)rk;
+	offset_commits_landed(&w->commits, w->ledger, err, offsets);
 }
 
 void worker_pause_for_db(struct worker *w, int pause)
@@ -172,6 +167,33 @@ static void log_partitions(const char *event, const rd_kafka_topic_partition_lis
 	log_info(event, LOG_I("count", l->cnt), LOG_S("partitions", buf));
 }
 
+/* Before the new partitions' records are handled: which of them were forwarded already
+ * (by the previous owner, or by us before the partition was lost), and what the group has
+ * committed for them. */
+static void find_forwarded(struct worker *w, const rd_kafka_topic_partition_list_t *parts)
+{
+	rd_kafka_topic_partition_list_t *scan = rd_kafka_topic_partition_list_copy(parts);
+	/* Our own forwards still in flight must be in the topics before they are read. */
+	await_forwarded(w, REVOKE_FLUSH_MS);
+	int rc = forward_scanner_run(&w->scanner, w->consumer, scan, &w->found,
+				     forwarder_pending(&w->fwd) == 0, SCAN_TIMEOUT_MS);
+	for (int i = 0; rc == 0 && i < scan->cnt; i++) {
+		const rd_kafka_topic_partition_t *p = &scan->elems[i];
+		int64_t low, high;
+		if (p->offset >= 0) {
+			offset_commits_known(&w->commits, p->topic, p->partition, p->offset);
+			continue;
+		}
+		/* Never committed: commit where consumption starts (auto.offset.reset=earliest),
+		 * so the partition carries floors from now on and no later owner has to read the
+		 * retry and dead-letter topics from their beginning. */
+		if (rd_kafka_query_watermark_offsets(w->consumer, p->topic, p->partition, &low,
+						     &high, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+			offset_commits_set(&w->commits, p->topic, p->partition, low);
+	}
+	rd_kafka_topic_partition_list_destroy(scan);
+}
+
 static void on_assign(struct worker *w, rd_kafka_topic_partition_list_t *parts)
 {
 	for (int i = 0; i < parts->cnt; i++)
@@ -193,6 +215,7 @@ static void on_assign(struct worker *w, rd_kafka_topic_partition_list_t *parts)
 		rd_kafka_pause_partitions(w->consumer, pause);
 	rd_kafka_topic_partition_list_destroy(pause);
 	log_partitions("partitions_assigned", parts);
+	find_forwarded(w, parts);
 	metrics_set_gauge(METRICS_GROUP_JOINED, 1);
 	metrics_add_gauge(METRICS_ASSIGNED_PARTITIONS, parts->cnt);
 }
@@ -203,9 +226,7 @@ static void on_revoke(struct worker *w, rd_kafka_topic_partition_list_t *parts)
 		/* Let acknowledgements in flight complete their offsets, then commit what is
 		 * final before another worker takes over. */
 		await_forwarded(w, REVOKE_FLUSH_MS);
-		rd_kafka_resp_err_t err = rd_kafka_commit(w->consumer, NULL, 0);
-		if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-			log_warn("commit_failed", LOG_S("error", rd_kafka_err2str(err)));
+		offset_commits_sync(&w->commits, w->consumer, w->ledger, parts);
 	} else {
 		metrics_set_gauge(METRICS_GROUP_JOINED, 0);
 		log_warn("assignment_lost", LOG_S("reason", "partitions were taken away without a "
@@ -218,6 +239,9 @@ static void on_revoke(struct worker *w, rd_kafka_topic_partition_list_t *parts)
 		retry_delay_drop_partition(&w->delayed, t, p);
 		backlog_drop_partition(&w->backlog, t, p);
 		offset_tracker_revoke(w->tracker, t, p);
+		offset_commits_forget(&w->commits, t, p);
+		forward_ledger_committed(w->ledger, t, p, -1);
+		forwarded_set_drop_partition(&w->found, t, p);
 		rd_kafka_topic_partition_list_del(w->eof, t, p);
 		metrics_forget_partition(t, p);
 	}
@@ -269,10 +293,24 @@ static void on_consumer_event(struct worker *w, rd_kafka_message_t *msg)
 		 LOG_I("partition", msg->partition), LOG_S("error", rd_kafka_message_errstr(msg)));
 }
 
+/* A redelivered record whose requeue or dead letter is in the topic already: final as it
+ * is. Like a request already in the database, it resolves as replayed. */
+static void already_forwarded(struct worker *w, const struct tracked_offset *input,
+			      const struct forwarded_record *fwd)
+{
+	worker_stats_count(&w->stats, STAT_REPLAYED);
+	log_info("request", LOG_S("topic", input->topic), LOG_I("partition", input->partition),
+		 LOG_I("offset", input->offset), LOG_S("outcome", "replayed"),
+		 LOG_S("forwarded_to", fwd->to_topic), LOG_I("forwarded_partition", fwd->to_partition),
+		 LOG_I("forwarded_offset", fwd->to_offset));
+	worker_complete(w, input);
+}
+
 /* Takes ownership of msg. */
 static void on_message(struct worker *w, rd_kafka_message_t *msg)
 {
 	struct tracked_offset input;
+	struct forwarded_record fwd;
 	if (msg->err) {
 		on_consumer_event(w, msg);
 		rd_kafka_message_destroy(msg);
@@ -282,6 +320,13 @@ static void on_message(struct worker *w, rd_kafka_message_t *msg)
 	rd_kafka_topic_partition_list_del(w->eof, topic, msg->partition);
 	if (offset_tracker_open(w->tracker, topic, msg->partition, msg->offset, &input) < 0) {
 		/* Not ours any more (the owner gets it), or already in hand. */
+		rd_kafka_message_destroy(msg);
+		return;
+	}
+	if (w->found.count &&
+	    forwarded_set_take(&w->found, topic, msg->partition, msg->offset, &fwd)) {
+		already_forwarded(w, &input, &fwd);
+		forwarded_record_cleanup(&fwd);
 		rd_kafka_message_destroy(msg);
 		return;
 	}
@@ -300,7 +345,7 @@ void worker_wait(struct worker *w, int ms)
 		if (msg)
 			on_message(w, msg);
 		forwarder_poll(&w->fwd, 0);
-		commit_forwarded(w);
+		offset_commits_tick(&w->commits, w->consumer, w->ledger);
 		update_gauges(w);
 	}
 }
@@ -426,6 +471,19 @@ static void maybe_reload(struct worker *w)
 		 LOG_I("retry_max_backoff_ms", w->cfg->retry.max_backoff_ms),
 		 LOG_F("retry_multiplier", w->cfg->retry.multiplier),
 		 LOG_I("retry_max_attempts", w->cfg->retry.max_attempts));
+}
+
+/* ---- forward floors ---- */
+
+/* Raises the floors to the topics' current ends now and then, while none of our forwards
+ * is in flight (one could land below the ends read): keeps the next owner's scan short. */
+static void refresh_floors(struct worker *w)
+{
+	int64_t now = clock_mono_ms();
+	if (now - w->floors_at_ms < FLOORS_EVERY_MS || forwarder_pending(&w->fwd) > 0)
+		return;
+	w->floors_at_ms = now;
+	forward_scanner_raise_floors(&w->scanner, 0);
 }
 
 /* ---- /metrics gauges ---- */
@@ -576,11 +634,17 @@ int worker_setup(struct worker *w, struct config *cfg, int drain_mode, char *err
 
 	if (forwarder_setup(&w->fwd, cfg, w->worker_id, on_forwarded, w, errbuf, errsize) < 0)
 		return -1;
+	w->fwd.tracker = w->tracker;
+	w->ledger = forward_ledger_new(cfg->kafka.retry_topic, cfg->kafka.dlq_topic);
+	offset_commits_init(&w->commits);
+	if (forward_scanner_setup(&w->scanner, cfg, w->worker_id, w->ledger, errbuf, errsize) < 0)
+		return -1;
 	conf = kafka_conf_new(cfg, KAFKA_CONSUMER, w->worker_id, cfg->kafka.group_id, errbuf,
 			      errsize);
 	if (!conf)
 		return -1;
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rd_kafka_conf_set_offset_commit_cb(conf, commit_cb);
 	rd_kafka_conf_set_opaque(conf, w);
 	w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errsize);
 	if (!w->consumer) {
@@ -601,6 +665,14 @@ int worker_setup(struct worker *w, struct config *cfg, int drain_mode, char *err
 		return -1;
 	pg_session_close(&w->pg);
 	w->pg.nstatements = asset_tx_nstatements; /* prepared on the next connect */
+
+	/* Where our forwards will land: the topics' ends now (nothing of ours in flight yet). */
+	if (forward_scanner_raise_floors(&w->scanner, 10000) < 0)
+		log_warn("forward_floors_unknown",
+			 LOG_S("reason", "the retry and dead-letter topics' ends could not be read; "
+					 "until they are, a later owner of our partitions reads "
+					 "those topics from their beginning"));
+	w->floors_at_ms = clock_mono_ms();
 
 	rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
 	rd_kafka_topic_partition_list_add(topics, cfg->kafka.input_topic, RD_KAFKA_PARTITION_UA);
@@ -635,7 +707,8 @@ int worker_run(struct worker *w)
 				on_message(w, msg);
 		}
 		forwarder_poll(&w->fwd, 0);
-		commit_forwarded(w);
+		offset_commits_tick(&w->commits, w->consumer, w->ledger);
+		refresh_floors(w);
 		update_gauges(w);
 		maybe_reload(w);
 		worker_stats_maybe_log(&w->stats, w->cfg->log.summary_interval_ms);
@@ -674,6 +747,10 @@ void worker_cleanup(struct worker *w)
 		w->consumer = NULL;
 	}
 	forwarder_cleanup(&w->fwd, 0);
+	forward_scanner_cleanup(&w->scanner);
+	forwarded_set_cleanup(&w->found);
+	offset_commits_cleanup(&w->commits);
+	forward_ledger_free(w->ledger);
 	pg_session_close(&w->pg);
 	if (w->eof)
 		rd_kafka_topic_partition_list_destroy(w->eof);

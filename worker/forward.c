@@ -45,6 +45,20 @@ static void *dup_bytes(const void *p, size_t n)
 	return d;
 }
 
+/* Whether a failed delivery is still ours to send again (see forwarder.tracker). Frees the
+ * ticket when not. */
+static int still_ours(struct forwarder *f, struct forward_ticket *t)
+{
+	if (!f->tracker || offset_tracker_is_current(f->tracker, &t->input))
+		return 1;
+	log_warn("forward_dropped", LOG_S("topic", t->topic), LOG_S("input_topic", t->input.topic),
+		 LOG_I("input_partition", t->input.partition), LOG_I("input_offset", t->input.offset),
+		 LOG_S("reason", "not acknowledged, and the input partition is no longer ours: "
+				 "its new owner settles the request"));
+	ticket_free(t);
+	return 0;
+}
+
 static void schedule_resend(struct forwarder *f, struct forward_ticket *t, const char *why)
 {
 	int64_t delay = backoff_delay_ms(&f->resend_backoff, t->sends, backoff_random());
@@ -87,7 +101,8 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 		return;
 	}
 	if (m->err) {
-		schedule_resend(f, t, rd_kafka_err2str(m->err));
+		if (still_ours(f, t))
+			schedule_resend(f, t, rd_kafka_err2str(m->err));
 		return;
 	}
 	if (f->done_cb)
@@ -184,6 +199,9 @@ int forward_record(struct forwarder *f, const rd_kafka_message_t *in,
 	if (not_before_ms > 0)
 		record_header_add_int(h, HDR_RETRY_NOT_BEFORE, not_before_ms);
 	rd_kafka_header_add(h, HDR_WORKER_ID, -1, f->worker_id, -1);
+	rd_kafka_header_add(h, HDR_SOURCE_TOPIC, -1, input->topic, -1);
+	record_header_add_int(h, HDR_SOURCE_PARTITION, input->partition);
+	record_header_add_int(h, HDR_SOURCE_OFFSET, input->offset);
 
 	send_ticket(f, t);
 	return 0;
@@ -201,7 +219,8 @@ void forwarder_poll(struct forwarder *f, int timeout_ms)
 		if (t->resend_at_ms <= now) {
 			*pp = t->next;
 			t->next = NULL;
-			send_ticket(f, t);
+			if (still_ours(f, t))
+				send_ticket(f, t);
 		} else {
 			pp = &t->next;
 		}

@@ -38,6 +38,10 @@ struct forwarder {
 	int closing;                     /* shutting down: reports only free their tickets */
 	int fatal;                       /* the idempotent producer failed for good: exit 1 */
 	struct forward_ticket *resend;   /* failed deliveries waiting for their next try */
+	/* Borrowed; when set, a failed delivery whose input partition is no longer ours (a
+	 * revoke, a lost assignment) is dropped rather than sent again: the partition's new
+	 * owner settles the request, and a late copy of ours would be a second one. */
+	const struct offset_tracker *tracker;
 };
 
 int forwarder_setup(struct forwarder *f, const struct config *cfg, const char *worker_id,

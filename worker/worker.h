@@ -10,6 +10,9 @@
 #include "backoff.h"
 #include "config.h"
 #include "forward.h"
+#include "forward_ledger.h"
+#include "forward_scan.h"
+#include "offset_commit.h"
 #include "offset_tracker.h"
 #include "pg_session.h"
 #include "retry_delay.h"
@@ -44,6 +47,10 @@ struct worker {
 	rd_kafka_t *consumer;
 	struct forwarder fwd;
 	struct offset_tracker *tracker;
+	struct offset_commits commits;
+	struct forward_ledger *ledger;  /* where our forwards are: commit metadata */
+	struct forward_scanner scanner; /* reads the retry/DLQ topics on assignment */
+	struct forwarded_set found;     /* redelivered records forwarded already: skipped */
 	struct retry_delay delayed;
 	struct backlog backlog;
 	struct pg_session pg;
@@ -57,8 +64,8 @@ struct worker {
 	rd_kafka_topic_partition_list_t *eof; /* assigned partitions seen at their end */
 	rd_kafka_topic_partition_list_t *produced; /* retry partitions we wrote to: last offset */
 	int fatal;                      /* unrecoverable error: exit 1 */
-	int commit_soon;                /* a forward was acknowledged: commit now */
 	int64_t gauges_at_ms;           /* last refresh of the /metrics gauges */
+	int64_t floors_at_ms;           /* last refresh of the forward floors */
 	size_t batch_limit;             /* requests per batch now: adapts to refusals */
 
 	struct worker_stats stats;

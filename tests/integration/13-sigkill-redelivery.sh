@@ -46,7 +46,7 @@ assert_eq 0 "$(it_sql "SELECT count(*) FROM asset_requests WHERE outcome NOT IN 
 	"stored outcomes are created or duplicate only"
 # Dead letters are at least once across a SIGKILL (see README, "Known limits"): checked as
 # copies of one decision; the database side stays exactly once.
-ITF_DLQ_AT_LEAST_ONCE=1 itf_account "$manifest" "after 3 SIGKILLs"
+itf_account "$manifest" "after 3 SIGKILLs"
 itf_wait_caught_up 30
 ok "every input and retry offset committed at the end"
 it_done

@@ -39,7 +39,7 @@ it_cleanup() {
 			tail -n 60 "$f" | sed 's/^/# /'
 		done
 	else
-		rm -rf "$IT_DIR"
+		[[ -n "${IT_KEEP:-}" ]] || rm -rf "$IT_DIR"
 	fi
 }
 trap it_cleanup EXIT

@@ -251,14 +251,3 @@ SELECT i.partition, i."offset", i.request_id FROM i JOIN c USING (partition)
 SQL
 }
 
-# Requests on the dead-letter topic more than once, and how many of them are exact copies of one
-# decision (same request, same x-original-* place, same class): sets ITH_REPEATED, ITH_COPIES.
-ith_dlq_repeats() {
-	local tsv
-	tsv=$(it_dump assets.create.dlq | jq -r '[((.value // "") | (try fromjson catch null)
-		| if type == "object" then (.request_id // "" | tostring) else "" end),
-		.headers["x-original-topic"], .headers["x-original-partition"], .headers["x-original-offset"],
-		.headers["x-error-class"]] | @tsv')
-	ITH_REPEATED=$(cut -f1 <<<"$tsv" | sort | uniq -d | wc -l)
-	ITH_COPIES=$(sort <<<"$tsv" | uniq -c | awk '$1 > 1 { n++ } END { print n + 0 }')
-}
