@@ -22,6 +22,7 @@
 #define DRAIN_SETTLE_MS 1500    /* --drain: caught up this long, with no rebalance, to exit */
 #define RETRY_HOLD_MAX 10000    /* retries waiting in memory before the retry topic pauses */
 #define GAUGES_EVERY_MS 5000    /* consumer lag and the other gauges of /metrics */
+#define ASSIGN_FLUSH_MS 60000   /* an assignment waits for our forwards in flight */
 #define SCAN_TIMEOUT_MS 60000   /* reading the retry/DLQ topics on assignment */
 #define FLOORS_EVERY_MS 60000   /* refresh of the forward floors from the topics' ends */
 
@@ -173,8 +174,11 @@ static void log_partitions(const char *event, const rd_kafka_topic_partition_lis
 static void find_forwarded(struct worker *w, const rd_kafka_topic_partition_list_t *parts)
 {
 	rd_kafka_topic_partition_list_t *scan = rd_kafka_topic_partition_list_copy(parts);
-	/* Our own forwards still in flight must be in the topics before they are read. */
-	await_forwarded(w, REVOKE_FLUSH_MS);
+	/* Our own forwards still in flight must be in the topics before they are read (a
+	 * partition lost and handed back to us may have some); those that failed are not
+	 * sent again. */
+	forwarder_drop_stale(&w->fwd);
+	await_forwarded(w, ASSIGN_FLUSH_MS);
 	int rc = forward_scanner_run(&w->scanner, w->consumer, scan, &w->found,
 				     forwarder_pending(&w->fwd) == 0, SCAN_TIMEOUT_MS);
 	for (int i = 0; rc == 0 && i < scan->cnt; i++) {
@@ -239,6 +243,7 @@ static void on_revoke(struct worker *w, rd_kafka_topic_partition_list_t *parts)
 		retry_delay_drop_partition(&w->delayed, t, p);
 		backlog_drop_partition(&w->backlog, t, p);
 		offset_tracker_revoke(w->tracker, t, p);
+		forwarder_drop_stale(&w->fwd);
 		offset_commits_forget(&w->commits, t, p);
 		forward_ledger_committed(w->ledger, t, p, -1);
 		forwarded_set_drop_partition(&w->found, t, p);
@@ -323,12 +328,24 @@ static void on_message(struct worker *w, rd_kafka_message_t *msg)
 		rd_kafka_message_destroy(msg);
 		return;
 	}
-	if (w->found.count &&
-	    forwarded_set_take(&w->found, topic, msg->partition, msg->offset, &fwd)) {
-		already_forwarded(w, &input, &fwd);
-		forwarded_record_cleanup(&fwd);
-		rd_kafka_message_destroy(msg);
-		return;
+	if (w->found.count) {
+		int taken = forwarded_set_take(&w->found, msg, topic, msg->partition, msg->offset,
+					       &fwd);
+		if (taken < 0)
+			log_warn("forward_mismatch", LOG_S("topic", topic),
+				 LOG_I("partition", msg->partition), LOG_I("offset", msg->offset),
+				 LOG_S("forwarded_to", fwd.to_topic),
+				 LOG_I("forwarded_offset", fwd.to_offset),
+				 LOG_S("reason", "a forward names this record but holds other bytes "
+						 "(was the topic created again?): processed as new"));
+		if (taken > 0)
+			already_forwarded(w, &input, &fwd);
+		if (taken)
+			forwarded_record_cleanup(&fwd);
+		if (taken > 0) {
+			rd_kafka_message_destroy(msg);
+			return;
+		}
 	}
 	backlog_push(&w->backlog, msg, &input);
 }

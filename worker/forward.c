@@ -227,6 +227,21 @@ void forwarder_poll(struct forwarder *f, int timeout_ms)
 	}
 }
 
+void forwarder_drop_stale(struct forwarder *f)
+{
+	struct forward_ticket **pp = &f->resend;
+	while (*pp) {
+		struct forward_ticket *t = *pp;
+		*pp = t->next;
+		t->next = NULL;
+		if (still_ours(f, t)) {
+			t->next = *pp;
+			*pp = t;
+			pp = &t->next;
+		}
+	}
+}
+
 size_t forwarder_pending(const struct forwarder *f)
 {
 	size_t n = f->inflight;

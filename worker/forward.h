@@ -62,6 +62,9 @@ int forward_record(struct forwarder *f, const rd_kafka_message_t *in,
 void forwarder_poll(struct forwarder *f, int timeout_ms);
 /* Waits up to timeout_ms for everything in flight to be acknowledged. Returns what is left. */
 size_t forwarder_flush(struct forwarder *f, int timeout_ms);
+/* Drops the failed deliveries waiting for a resend whose input partition is no longer ours
+ * (see forwarder.tracker). */
+void forwarder_drop_stale(struct forwarder *f);
 /* Records produced or waiting for a resend. */
 size_t forwarder_pending(const struct forwarder *f);
 

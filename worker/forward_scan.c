@@ -32,8 +32,30 @@ static char *xstrdup(const char *s)
 	return d;
 }
 
+/* FNV-1a over the key's length, the key, and the value (a null key or value counts as
+ * empty: not every client keeps the difference). */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 1099511628211ULL;
+	return h;
+}
+
+uint64_t forwarded_digest(const rd_kafka_message_t *m)
+{
+	uint64_t klen = m->key ? (uint64_t)m->key_len : 0;
+	uint64_t h = fnv1a(14695981039346656037ULL, &klen, sizeof klen);
+	if (m->key)
+		h = fnv1a(h, m->key, m->key_len);
+	if (m->payload)
+		h = fnv1a(h, m->payload, m->len);
+	return h;
+}
+
 static void set_add(struct forwarded_set *s, const char *topic, int32_t partition,
-		    int64_t offset, const char *to_topic, int32_t to_partition, int64_t to_offset)
+		    int64_t offset, const char *to_topic, int32_t to_partition, int64_t to_offset,
+		    uint64_t digest)
 {
 	if (s->count == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 64;
@@ -45,13 +67,13 @@ static void set_add(struct forwarded_set *s, const char *topic, int32_t partitio
 	}
 	s->items[s->count++] = (struct forwarded_record){ xstrdup(topic), partition, offset,
 							  xstrdup(to_topic), to_partition,
-							  to_offset };
+							  to_offset, digest };
 }
 
-int forwarded_set_take(struct forwarded_set *s, const char *topic, int32_t partition,
-		       int64_t offset, struct forwarded_record *out)
+int forwarded_set_take(struct forwarded_set *s, const rd_kafka_message_t *m, const char *topic,
+		       int32_t partition, int64_t offset, struct forwarded_record *out)
 {
-	struct forwarded_record key = { (char *)topic, partition, offset, NULL, 0, 0 };
+	struct forwarded_record key = { (char *)topic, partition, offset, NULL, 0, 0, 0 };
 	struct forwarded_record *hit;
 
 	if (s->count == 0)
@@ -62,7 +84,7 @@ int forwarded_set_take(struct forwarded_set *s, const char *topic, int32_t parti
 	*out = *hit;
 	memmove(hit, hit + 1, (size_t)(s->items + s->count - (hit + 1)) * sizeof *hit);
 	s->count--;
-	return 1;
+	return out->digest == forwarded_digest(m) ? 1 : -1;
 }
 
 void forwarded_record_cleanup(struct forwarded_record *r)
@@ -257,7 +279,7 @@ static void examine(struct forward_scanner *s, const rd_kafka_message_t *m,
 		if (p->offset >= 0 && offset < p->offset)
 			return; /* committed: never redelivered */
 		set_add(found, topic, p->partition, offset, rd_kafka_topic_name(m->rkt),
-			m->partition, m->offset);
+			m->partition, m->offset, forwarded_digest(m));
 		forward_ledger_add(s->ledger, topic, p->partition, offset,
 				   rd_kafka_topic_name(m->rkt), m->partition, m->offset);
 		return;

@@ -24,7 +24,12 @@ struct forwarded_record {
 	char *to_topic;
 	int32_t to_partition;
 	int64_t to_offset;
+	uint64_t digest; /* of the forward's key and value: the record's own, kept as they were */
 };
+
+/* The digest forwarded_set_take compares: a forward keeps its record's key and value, so a
+ * mismatch means the same place holds another record (a topic deleted and created again). */
+uint64_t forwarded_digest(const rd_kafka_message_t *m);
 
 /* Sorted by (topic, partition, offset) once a scan is done. */
 struct forwarded_set {
@@ -32,10 +37,12 @@ struct forwarded_set {
 	size_t count, cap;
 };
 
-/* Whether (topic, partition, offset) was forwarded; if so removes it and copies it into
- * `out` (the strings stay owned by `out`: free them with forwarded_record_cleanup). */
-int forwarded_set_take(struct forwarded_set *s, const char *topic, int32_t partition,
-		       int64_t offset, struct forwarded_record *out);
+/* Whether the record `m` of (topic, partition, offset) was forwarded; if so removes it and
+ * copies it into `out` (the strings stay owned by `out`: free them with
+ * forwarded_record_cleanup). Returns 1, 0, or -1 when a forward names that place but holds
+ * other bytes (removed; the record is not taken for forwarded). */
+int forwarded_set_take(struct forwarded_set *s, const rd_kafka_message_t *m, const char *topic,
+		       int32_t partition, int64_t offset, struct forwarded_record *out);
 void forwarded_set_drop_partition(struct forwarded_set *s, const char *topic,
 				  int32_t partition);
 void forwarded_set_cleanup(struct forwarded_set *s);
