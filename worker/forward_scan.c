@@ -178,6 +178,11 @@ static int ends_add_topic(struct forward_scanner *s, struct ends *e, const char 
 	if (!rkt)
 		return -1;
 	err = rd_kafka_metadata(s->rk, 0, rkt, &md, REQUEST_MS);
+	if (!err && md->topic_cnt == 1 &&
+	    md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+		rc = 0; /* no such topic yet: nothing was forwarded there */
+		goto out;
+	}
 	if (err || md->topic_cnt != 1 || md->topics[0].err) {
 		log_warn("forward_scan_metadata_failed", LOG_S("topic", topic),
 			 LOG_S("error", rd_kafka_err2str(err ? err
