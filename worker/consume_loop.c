@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "asset_message.h"
 #include "asset_tx.h"
 #include "clock.h"
 #include "kafka_conf.h"
@@ -300,14 +301,23 @@ static void on_consumer_event(struct worker *w, rd_kafka_message_t *msg)
 
 /* A redelivered record whose requeue or dead letter is in the topic already: final as it
  * is. Like a request already in the database, it resolves as replayed. */
-static void already_forwarded(struct worker *w, const struct tracked_offset *input,
-			      const struct forwarded_record *fwd)
+static void already_forwarded(struct worker *w, const rd_kafka_message_t *msg,
+			      const struct tracked_offset *input, const struct forwarded_record *fwd)
 {
+	struct asset_request req;
+	struct record_origin origin;
+	char reason[256];
+
+	/* Decoded for the log line's request_id only (any that could be read). */
+	asset_message_decode(msg->payload, msg->len, &req, reason, sizeof reason);
+	record_origin_read(msg, w->cfg->kafka.retry_topic, &origin);
 	worker_stats_count(&w->stats, STAT_REPLAYED);
 	log_info("request", LOG_S("topic", input->topic), LOG_I("partition", input->partition),
-		 LOG_I("offset", input->offset), LOG_S("outcome", "replayed"),
+		 LOG_I("offset", input->offset), LOG_S("request_id", req.request_id),
+		 LOG_I("attempt", origin.attempts + 1), LOG_S("outcome", "replayed"),
 		 LOG_S("forwarded_to", fwd->to_topic), LOG_I("forwarded_partition", fwd->to_partition),
 		 LOG_I("forwarded_offset", fwd->to_offset));
+	asset_request_clear(&req);
 	worker_complete(w, input);
 }
 
@@ -339,7 +349,7 @@ static void on_message(struct worker *w, rd_kafka_message_t *msg)
 				 LOG_S("reason", "a forward names this record but holds other bytes "
 						 "(was the topic created again?): processed as new"));
 		if (taken > 0)
-			already_forwarded(w, &input, &fwd);
+			already_forwarded(w, msg, &input, &fwd);
 		if (taken)
 			forwarded_record_cleanup(&fwd);
 		if (taken > 0) {
