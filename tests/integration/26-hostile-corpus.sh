@@ -182,7 +182,7 @@ read -r compared differ <<<"$verbatim"
 echo "# verbatim: $compared created assets compared with their requests, $differ differ"
 assert_ge 2000 "$compared" "created assets compared with their requests"
 assert_eq 0 "$differ" "every created asset holds exactly the fields its request sent"
-ith_account_traced "$manifest" "part 1 (corpus + stream)"
+itf_account "$manifest" "part 1 (corpus + stream)"
 
 # ---- 2. 5 MB values ----
 big_value() { # ID KIND: the value as JSON text inside an envelope string
@@ -239,5 +239,5 @@ ok "part 2: the worker is still running"
 it_stop_worker w TERM
 assert_eq 0 "$IT_RC" "SIGTERM at the end: exit code 0"
 assert_file_lacks "$log" "forward_abandoned" "nothing abandoned at the stop"
-ith_account_traced "$manifest" "corpus, stream and 5 MB values"
+itf_account "$manifest" "corpus, stream and 5 MB values"
 it_done

@@ -90,24 +90,32 @@ itf_dlq_tsv() {
 
 # itf_account MANIFEST [LABEL]
 #
-# Every request of the manifest is in exactly one final place:
+# Every record of the manifest is in exactly one final place. Manifest lines are
+# "REQUEST_ID EXPECTED" (the record's request_id is its key), or, for streams whose records may
+# have no readable request_id (not JSON, invalid UTF-8, empty), "IT_ID EXPECTED REQUEST_ID":
+# the key is the producer header it-id every record then carries, and REQUEST_ID ("-" when the
+# record has none a row could carry) finds its row. EXPECTED is "ok" or a dead-letter class:
 #   ok     -> exactly one asset_requests row, and no dead letter;
-#   CLASS  -> exactly one dead letter with x-error-class CLASS (request_id read from the dead
-#             letter's JSON value), no dead letter of another class, and no row;
+#   CLASS  -> exactly one dead letter with x-error-class CLASS, and no row;
 # no (tenant_id, content_sha256) has two assets, every asset is referenced by a request, and
 # nothing is there that the manifest does not name. Prints the counts; each check is one
 # assertion. ITF_DLQ_FILE keeps the dead letters read (aw-kafka dump lines).
 itf_account() {
 	local manifest="$1" label="${2:-accounting}"
+	local tsv="$IT_DIR/account-dlq.tsv" m3="$IT_DIR/account-manifest.txt" out
 	ITF_DLQ_FILE="$IT_DIR/account-dlq.jsonl"
-	local tsv="$IT_DIR/account-dlq.tsv"
 	it_dump assets.create.dlq >"$ITF_DLQ_FILE" || fail "$label: could not dump the dead-letter topic"
-	itf_dlq_tsv <"$ITF_DLQ_FILE" >"$tsv" || fail "$label: could not read the dead letters"
-	local out
+	if [[ "$(head -n 1 "$manifest" | wc -w)" -ge 3 ]]; then
+		cp "$manifest" "$m3"
+		jq -r '[(.headers["it-id"] // ""), (.headers["x-error-class"] // "")] | @tsv' 			"$ITF_DLQ_FILE" >"$tsv" || fail "$label: could not read the dead letters"
+	else
+		awk '{ print $1, $2, $1 }' "$manifest" >"$m3"
+		itf_dlq_tsv <"$ITF_DLQ_FILE" >"$tsv" || fail "$label: could not read the dead letters"
+	fi
 	out=$(psql -X -A -t -q -v ON_ERROR_STOP=1 -F ' ' 2>&1 <<SQL
-CREATE TEMP TABLE m (request_id text, expected text);
-\copy m FROM '$manifest' WITH (DELIMITER ' ')
-CREATE TEMP TABLE d (request_id text, cls text);
+CREATE TEMP TABLE m (key text, expected text, request_id text);
+\copy m FROM '$m3' WITH (DELIMITER ' ')
+CREATE TEMP TABLE d (key text, cls text);
 \copy d FROM '$tsv'
 CREATE TEMP TABLE r AS SELECT request_id::text AS request_id FROM asset_requests;
 SELECT
@@ -117,36 +125,34 @@ SELECT
   (SELECT count(*) FROM r),
   (SELECT count(*) FROM d),
   (SELECT count(*) FROM assets),
-  (SELECT count(*) - count(DISTINCT request_id) FROM m),
+  (SELECT count(*) - count(DISTINCT key) FROM m),
   (SELECT count(*) FROM m WHERE expected = 'ok' AND NOT EXISTS (SELECT 1 FROM r WHERE r.request_id = m.request_id)),
-  (SELECT count(*) FROM m WHERE expected = 'ok' AND EXISTS (SELECT 1 FROM d WHERE d.request_id = m.request_id)),
+  (SELECT count(*) FROM m WHERE expected = 'ok' AND EXISTS (SELECT 1 FROM d WHERE d.key = m.key)),
   (SELECT count(*) FROM m WHERE expected <> 'ok' AND EXISTS (SELECT 1 FROM r WHERE r.request_id = m.request_id)),
-  (SELECT count(*) FROM m WHERE expected <> 'ok' AND NOT EXISTS (SELECT 1 FROM d WHERE d.request_id = m.request_id)),
-  (SELECT count(*) FROM m WHERE expected <> 'ok' AND (SELECT count(*) FROM d WHERE d.request_id = m.request_id) > 1),
-  (SELECT count(*) FROM m WHERE expected <> 'ok' AND EXISTS (SELECT 1 FROM d WHERE d.request_id = m.request_id AND d.cls <> m.expected)),
-  (SELECT count(*) FROM r WHERE NOT EXISTS (SELECT 1 FROM m WHERE m.request_id = r.request_id)),
-  (SELECT count(*) FROM d WHERE NOT EXISTS (SELECT 1 FROM m WHERE m.request_id = d.request_id)),
+  (SELECT count(*) FROM m WHERE expected <> 'ok' AND NOT EXISTS (SELECT 1 FROM d WHERE d.key = m.key)),
+  (SELECT count(*) FROM m WHERE expected <> 'ok' AND (SELECT count(*) FROM d WHERE d.key = m.key) > 1),
+  (SELECT count(*) FROM m WHERE expected <> 'ok' AND EXISTS (SELECT 1 FROM d WHERE d.key = m.key AND d.cls <> m.expected)),
+  (SELECT count(*) FROM r WHERE NOT EXISTS (SELECT 1 FROM m WHERE m.expected = 'ok' AND m.request_id = r.request_id)),
+  (SELECT count(*) FROM d WHERE NOT EXISTS (SELECT 1 FROM m WHERE m.key = d.key)),
   (SELECT count(*) FROM (SELECT 1 FROM assets GROUP BY tenant_id, content_sha256 HAVING count(*) > 1) x),
   (SELECT count(*) FROM assets a WHERE NOT EXISTS (SELECT 1 FROM asset_requests q WHERE q.asset_id = a.id));
 -- Details of what is wrong, for the log.
-SELECT 'detail', kind, request_id, info FROM (
-  SELECT 'ok_missing' AS kind, request_id, '' AS info FROM m WHERE expected = 'ok' AND NOT EXISTS (SELECT 1 FROM r WHERE r.request_id = m.request_id)
-  UNION ALL SELECT 'ok_dead_lettered', m.request_id, d.cls FROM m JOIN d USING (request_id) WHERE m.expected = 'ok'
-  UNION ALL SELECT 'bad_in_database', request_id, expected FROM m WHERE expected <> 'ok' AND EXISTS (SELECT 1 FROM r WHERE r.request_id = m.request_id)
-  UNION ALL SELECT 'bad_missing', request_id, expected FROM m WHERE expected <> 'ok' AND NOT EXISTS (SELECT 1 FROM d WHERE d.request_id = m.request_id)
-  UNION ALL SELECT 'dead_lettered_twice', request_id, string_agg(cls, ',') FROM d GROUP BY request_id HAVING count(*) > 1
-  UNION ALL SELECT 'wrong_class', m.request_id, 'expected ' || m.expected || ', got ' || d.cls FROM m JOIN d USING (request_id) WHERE m.expected <> 'ok' AND d.cls <> m.expected
-  UNION ALL SELECT 'extra_row', request_id, '' FROM r WHERE NOT EXISTS (SELECT 1 FROM m WHERE m.request_id = r.request_id)
-  UNION ALL SELECT 'extra_dead_letter', request_id, cls FROM d WHERE NOT EXISTS (SELECT 1 FROM m WHERE m.request_id = d.request_id)
-) x LIMIT 20;
+SELECT 'detail', kind, key, info FROM (
+  SELECT 'ok_missing' AS kind, key, request_id AS info FROM m WHERE expected = 'ok' AND NOT EXISTS (SELECT 1 FROM r WHERE r.request_id = m.request_id)
+  UNION ALL SELECT 'ok_dead_lettered', m.key, d.cls FROM m JOIN d USING (key) WHERE m.expected = 'ok'
+  UNION ALL SELECT 'bad_in_database', key, expected FROM m WHERE expected <> 'ok' AND EXISTS (SELECT 1 FROM r WHERE r.request_id = m.request_id)
+  UNION ALL SELECT 'bad_missing', key, expected FROM m WHERE expected <> 'ok' AND NOT EXISTS (SELECT 1 FROM d WHERE d.key = m.key)
+  UNION ALL SELECT 'dead_lettered_twice', key, string_agg(cls, ',') FROM d GROUP BY key HAVING count(*) > 1
+  UNION ALL SELECT 'wrong_class', m.key, 'expected ' || m.expected || ', got ' || d.cls FROM m JOIN d USING (key) WHERE m.expected <> 'ok' AND d.cls <> m.expected
+  UNION ALL SELECT 'extra_row', request_id, '' FROM r WHERE NOT EXISTS (SELECT 1 FROM m WHERE m.expected = 'ok' AND m.request_id = r.request_id)
+  UNION ALL SELECT 'extra_dead_letter', key, cls FROM d WHERE NOT EXISTS (SELECT 1 FROM m WHERE m.key = d.key)
+) x ORDER BY 2, 3 LIMIT 40;
 SQL
 	) || fail "$label: accounting query failed: $out"
-	local counts
-	counts=$(echo "$out" | grep -v '^detail ' | head -n 1)
 	local total ok bad rows dlq assets mdup ok_missing ok_dlq bad_db bad_missing bad_twice \
 		bad_class extra_rows extra_dlq dup_keys orphan_assets
 	read -r total ok bad rows dlq assets mdup ok_missing ok_dlq bad_db bad_missing bad_twice \
-		bad_class extra_rows extra_dlq dup_keys orphan_assets <<<"$counts"
+		bad_class extra_rows extra_dlq dup_keys orphan_assets <<<"$(echo "$out" | grep -v '^detail ' | head -n 1)"
 	echo "# $label: manifest=$total (ok=$ok, dead-letter=$bad) asset_requests=$rows" \
 		"dead_letters=$dlq assets=$assets"
 	if echo "$out" | grep -q '^detail '; then
@@ -160,7 +166,7 @@ SQL
 	assert_eq 0 "$bad_missing" "$label: every bad request is on the dead-letter topic"
 	assert_eq 0 "$bad_twice" "$label: no request dead-lettered twice"
 	assert_eq 0 "$bad_class" "$label: every dead letter has the expected x-error-class"
-	assert_eq 0 "$extra_rows" "$label: no asset_requests row outside the manifest"
+	assert_eq 0 "$extra_rows" "$label: no asset_requests row outside the manifest's good requests"
 	assert_eq 0 "$extra_dlq" "$label: no dead letter outside the manifest"
 	assert_eq 0 "$dup_keys" "$label: no (tenant_id, content_sha256) with two assets"
 	assert_eq 0 "$orphan_assets" "$label: every asset is referenced by a request"

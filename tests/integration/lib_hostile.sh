@@ -7,7 +7,8 @@
 #
 # A steady stream (ith_feed_*), a throttle that keeps the worker busy for as long as a fault
 # needs (ith_throttle_*), timing read back from the worker's text log (ith_log_*), and an
-# accounting check for records that carry no usable request_id (ith_account_traced).
+# accounting check for records that carry no usable request_id (itf_account with a
+# three-column manifest).
 
 # ---- a steady stream ----
 
@@ -159,77 +160,6 @@ SQL
 	) || fail "checking the offset samples failed: $out"
 	read -r ITH_SAMPLES ITH_PAIRS ITH_VIOLATIONS ITH_MIN_GAP <<<"$(head -n 1 <<<"$out")"
 	grep '^violation' <<<"$out" | sed 's/^/#   /' || true
-}
-
-# ---- accounting by trace id ----
-
-# ith_account_traced MANIFEST [LABEL]
-#
-# For streams whose records may have no readable request_id (not JSON, invalid UTF-8, empty).
-# Every input record carries a producer header it-id (unique); the manifest has one line per
-# record: "IT_ID EXPECTED REQUEST_ID" (REQUEST_ID "-" when the record has none a row could
-# carry). Checks: ok -> exactly one asset_requests row with REQUEST_ID and no dead letter with
-# that it-id; CLASS -> exactly one dead letter with that it-id, with x-error-class CLASS, and no
-# row for its REQUEST_ID; no dead letter or row outside the manifest; no (tenant_id,
-# content_sha256) with two assets. ITH_DLQ_FILE keeps the dead letters read.
-ith_account_traced() {
-	local manifest="$1" label="${2:-accounting}"
-	ITH_DLQ_FILE="$IT_DIR/traced-dlq.jsonl"
-	local tsv="$IT_DIR/traced-dlq.tsv" out
-	it_dump assets.create.dlq >"$ITH_DLQ_FILE" || fail "$label: could not dump the dead-letter topic"
-	jq -r '[(.headers["it-id"] // ""), (.headers["x-error-class"] // "")] | @tsv' "$ITH_DLQ_FILE" >"$tsv" ||
-		fail "$label: could not read the dead letters"
-	out=$(psql -X -A -t -q -v ON_ERROR_STOP=1 -F ' ' 2>&1 <<SQL
-CREATE TEMP TABLE m (it_id text, expected text, request_id text);
-\copy m FROM '$manifest' WITH (DELIMITER ' ')
-CREATE TEMP TABLE d (it_id text, cls text);
-\copy d FROM '$tsv'
-CREATE TEMP TABLE r AS SELECT request_id::text AS request_id FROM asset_requests;
-SELECT
-  (SELECT count(*) FROM m),
-  (SELECT count(*) FROM m WHERE expected = 'ok'),
-  (SELECT count(*) FROM m WHERE expected <> 'ok'),
-  (SELECT count(*) FROM r),
-  (SELECT count(*) FROM d),
-  (SELECT count(*) - count(DISTINCT it_id) FROM m),
-  (SELECT count(*) FROM m WHERE expected = 'ok' AND (SELECT count(*) FROM r WHERE r.request_id = m.request_id) <> 1),
-  (SELECT count(*) FROM m WHERE expected = 'ok' AND EXISTS (SELECT 1 FROM d WHERE d.it_id = m.it_id)),
-  (SELECT count(*) FROM m WHERE expected <> 'ok' AND EXISTS (SELECT 1 FROM r WHERE r.request_id = m.request_id)),
-  (SELECT count(*) FROM m WHERE expected <> 'ok' AND (SELECT count(*) FROM d WHERE d.it_id = m.it_id) <> 1),
-  (SELECT count(*) FROM m WHERE expected <> 'ok' AND EXISTS (SELECT 1 FROM d WHERE d.it_id = m.it_id AND d.cls <> m.expected)),
-  (SELECT count(*) FROM r WHERE NOT EXISTS (SELECT 1 FROM m WHERE m.expected = 'ok' AND m.request_id = r.request_id)),
-  (SELECT count(*) FROM d WHERE NOT EXISTS (SELECT 1 FROM m WHERE m.it_id = d.it_id)),
-  (SELECT count(*) FROM (SELECT 1 FROM assets GROUP BY tenant_id, content_sha256 HAVING count(*) > 1) x);
-SELECT 'detail', kind, it_id, info FROM (
-  SELECT 'ok_missing' AS kind, it_id, request_id AS info FROM m WHERE expected = 'ok' AND NOT EXISTS (SELECT 1 FROM r WHERE r.request_id = m.request_id)
-  UNION ALL SELECT 'ok_dead_lettered', m.it_id, d.cls FROM m JOIN d USING (it_id) WHERE m.expected = 'ok'
-  UNION ALL SELECT 'bad_in_database', it_id, expected FROM m WHERE expected <> 'ok' AND EXISTS (SELECT 1 FROM r WHERE r.request_id = m.request_id)
-  UNION ALL SELECT 'bad_missing', it_id, expected FROM m WHERE expected <> 'ok' AND NOT EXISTS (SELECT 1 FROM d WHERE d.it_id = m.it_id)
-  UNION ALL SELECT 'dead_lettered_twice', it_id, string_agg(cls, ',') FROM d GROUP BY it_id HAVING count(*) > 1
-  UNION ALL SELECT 'wrong_class', m.it_id, 'expected ' || m.expected || ', got ' || d.cls FROM m JOIN d USING (it_id) WHERE m.expected <> 'ok' AND d.cls <> m.expected
-  UNION ALL SELECT 'extra_row', request_id, '' FROM r WHERE NOT EXISTS (SELECT 1 FROM m WHERE m.expected = 'ok' AND m.request_id = r.request_id)
-  UNION ALL SELECT 'extra_dead_letter', it_id, cls FROM d WHERE NOT EXISTS (SELECT 1 FROM m WHERE m.it_id = d.it_id)
-) x ORDER BY 2, 3 LIMIT 40;
-SQL
-	) || fail "$label: accounting query failed: $out"
-	local total ok bad rows dlq mdup ok_bad ok_dlq bad_db bad_count bad_class extra_rows extra_dlq dup_keys
-	read -r total ok bad rows dlq mdup ok_bad ok_dlq bad_db bad_count bad_class extra_rows extra_dlq dup_keys \
-		<<<"$(echo "$out" | grep -v '^detail ' | head -n 1)"
-	echo "# $label: manifest=$total (ok=$ok, dead-letter=$bad) asset_requests=$rows dead_letters=$dlq"
-	if echo "$out" | grep -q '^detail '; then
-		echo "$out" | grep '^detail ' | sed 's/^detail /#   /'
-	fi
-	assert_ge 1 "$total" "$label: the manifest names records"
-	assert_eq 0 "$mdup" "$label: the manifest names each record once"
-	assert_eq 0 "$ok_bad" "$label: every good request has exactly one asset_requests row"
-	assert_eq 0 "$ok_dlq" "$label: no good request dead-lettered"
-	assert_eq 0 "$bad_db" "$label: no bad request reached asset_requests"
-	assert_eq 0 "$bad_count" "$label: every bad record is on the dead-letter topic exactly once"
-	assert_eq 0 "$bad_class" "$label: every dead letter has the expected x-error-class"
-	assert_eq 0 "$extra_rows" "$label: no asset_requests row outside the manifest's good requests"
-	assert_eq 0 "$extra_dlq" "$label: no dead letter outside the manifest"
-	assert_eq 0 "$dup_keys" "$label: no (tenant_id, content_sha256) with two assets"
-	assert_eq "$ok/$bad" "$rows/$dlq" "$label: rows/dead letters = good/bad records"
 }
 
 # After itf_committed_are_final: prints the committed input records that are not final
