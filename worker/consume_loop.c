@@ -97,15 +97,6 @@ static void backlog_cleanup(struct backlog *b)
 
 /* ---- partition bookkeeping ---- */
 
-static void list_set(rd_kafka_topic_partition_list_t *l, const char *topic, int32_t partition,
-		     int64_t offset)
-{
-	rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(l, topic, partition);
-	if (!p)
-		p = rd_kafka_topic_partition_list_add(l, topic, partition);
-	p->offset = offset;
-}
-
 void worker_complete(struct worker *w, const struct tracked_offset *input)
 {
 	int64_t next = offset_tracker_close(w->tracker, input);
@@ -119,7 +110,7 @@ static void on_forwarded(void *opaque, const struct tracked_offset *input, const
 {
 	struct worker *w = opaque;
 	if (strcmp(topic, w->cfg->kafka.retry_topic) == 0)
-		list_set(w->produced, topic, partition, offset);
+		partition_list_set(w->produced, topic, partition, offset);
 	/* Our later forwards land beyond this one (the idempotent producer keeps order). */
 	forward_ledger_raise_floor(w->ledger, topic, partition, offset + 1);
 	if (offset_tracker_is_current(w->tracker, input))
@@ -284,7 +275,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static void on_consumer_event(struct worker *w, rd_kafka_message_t *msg)
 {
 	if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-		list_set(w->eof, rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset);
+		partition_list_set(w->eof, rd_kafka_topic_name(msg->rkt), msg->partition,
+				   msg->offset);
 		return;
 	}
 	if (msg->err == RD_KAFKA_RESP_ERR__FATAL) {

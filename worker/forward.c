@@ -6,6 +6,7 @@
 #include "clock.h"
 #include "kafka_conf.h"
 #include "log.h"
+#include "xalloc.h"
 
 /* One forwarded record, owned by the forwarder from forward_record until acknowledged.
  * It keeps its own copy of the record so a failed delivery can be produced again. */
@@ -164,13 +165,11 @@ int forward_record(struct forwarder *f, const rd_kafka_message_t *in,
 		abort();
 	t->f = f;
 	t->input = *input;
-	t->topic = strdup(topic);
+	t->topic = xstrdup(topic);
 	t->key = dup_bytes(in->key, in->key_len);
 	t->key_len = in->key_len;
 	t->value = dup_bytes(in->payload, in->len);
 	t->value_len = in->len;
-	if (!t->topic)
-		abort();
 
 	/* The producer's headers travel unchanged; our previous decision's are replaced. */
 	if (rd_kafka_message_headers(in, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR)

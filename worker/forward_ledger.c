@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "xalloc.h"
+
 /* Metadata: "aw-fwd1;<retry topic>=<floor>,<floor>,...;<dlq topic>=<floor>,..." with one
  * decimal floor per partition, in partition order; an empty field is unknown. */
 #define METADATA_TAG "aw-fwd1"
@@ -31,14 +33,6 @@ struct forward_ledger {
 	struct ledger_entry *entries;
 	size_t count, cap;
 };
-
-static char *xstrdup(const char *s)
-{
-	char *d = strdup(s);
-	if (!d)
-		abort();
-	return d;
-}
 
 struct forward_ledger *forward_ledger_new(const char *retry_topic, const char *dlq_topic)
 {

@@ -4,9 +4,11 @@
 #include <string.h>
 
 #include "clock.h"
+#include "fnv1a.h"
 #include "kafka_conf.h"
 #include "log.h"
 #include "record_headers.h"
+#include "xalloc.h"
 
 #define POLL_MS 100
 #define REQUEST_MS 5000 /* one metadata, watermark or committed-offsets request */
@@ -24,32 +26,16 @@ static int record_cmp(const void *a, const void *b)
 	return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
-static char *xstrdup(const char *s)
-{
-	char *d = strdup(s);
-	if (!d)
-		abort();
-	return d;
-}
-
 /* FNV-1a over the key's length, the key, and the value (a null key or value counts as
  * empty: not every client keeps the difference). */
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *b = p;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 1099511628211ULL;
-	return h;
-}
-
 uint64_t forwarded_digest(const rd_kafka_message_t *m)
 {
 	uint64_t klen = m->key ? (uint64_t)m->key_len : 0;
-	uint64_t h = fnv1a(14695981039346656037ULL, &klen, sizeof klen);
+	uint64_t h = fnv1a_64(FNV1A_64_INIT, &klen, sizeof klen);
 	if (m->key)
-		h = fnv1a(h, m->key, m->key_len);
+		h = fnv1a_64(h, m->key, m->key_len);
 	if (m->payload)
-		h = fnv1a(h, m->payload, m->len);
+		h = fnv1a_64(h, m->payload, m->len);
 	return h;
 }
 
@@ -216,11 +202,22 @@ out:
 	return rc;
 }
 
-static int ends_query(struct forward_scanner *s, struct ends *e, int raise_floors)
+/* The retry and dead-letter partitions with their watermarks, asked again until `deadline`
+ * (at least once). On failure `e` is left empty. */
+static int ends_query(struct forward_scanner *s, struct ends *e, int raise_floors,
+		      int64_t deadline)
 {
-	memset(e, 0, sizeof *e);
-	if (ends_add_topic(s, e, s->retry_topic) < 0 || ends_add_topic(s, e, s->dlq_topic) < 0)
-		return -1;
+	for (;;) {
+		memset(e, 0, sizeof *e);
+		if (ends_add_topic(s, e, s->retry_topic) == 0 &&
+		    ends_add_topic(s, e, s->dlq_topic) == 0)
+			break;
+		free(e->items);
+		memset(e, 0, sizeof *e);
+		if (clock_mono_ms() >= deadline)
+			return -1;
+		rd_kafka_poll(s->rk, 500);
+	}
 	/* Our forwards from now on land at or beyond today's ends. */
 	for (size_t i = 0; raise_floors && i < e->count; i++)
 		forward_ledger_raise_floor(s->ledger, e->items[i].topic, e->items[i].partition,
@@ -230,14 +227,8 @@ static int ends_query(struct forward_scanner *s, struct ends *e, int raise_floor
 
 int forward_scanner_raise_floors(struct forward_scanner *s, int timeout_ms)
 {
-	int64_t deadline = clock_mono_ms() + timeout_ms;
 	struct ends e;
-	int rc;
-
-	while ((rc = ends_query(s, &e, 1)) < 0 && clock_mono_ms() < deadline) {
-		free(e.items);
-		rd_kafka_poll(s->rk, 500);
-	}
+	int rc = ends_query(s, &e, 1, clock_mono_ms() + timeout_ms);
 	free(e.items);
 	return rc;
 }
@@ -354,13 +345,8 @@ int forward_scanner_run(struct forward_scanner *s, rd_kafka_t *consumer,
 		return 0;
 	if (read_committed(consumer, parts, deadline) < 0)
 		goto out;
-	while (ends_query(s, &e, raise_floors) < 0) {
-		free(e.items);
-		memset(&e, 0, sizeof e);
-		if (clock_mono_ms() >= deadline)
-			goto out;
-		rd_kafka_poll(s->rk, 500);
-	}
+	if (ends_query(s, &e, raise_floors, deadline) < 0)
+		goto out;
 	assign = rd_kafka_topic_partition_list_new((int)e.count + 1);
 	todo = plan_starts(s, &e, parts, assign);
 	if (todo && (err = rd_kafka_assign(s->rk, assign)) != RD_KAFKA_RESP_ERR_NO_ERROR) {

@@ -23,8 +23,8 @@ void offset_commits_cleanup(struct offset_commits *c)
 	memset(c, 0, sizeof *c);
 }
 
-static void list_put(rd_kafka_topic_partition_list_t *l, const char *topic, int32_t partition,
-		     int64_t offset)
+void partition_list_set(rd_kafka_topic_partition_list_t *l, const char *topic,
+			int32_t partition, int64_t offset)
 {
 	rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(l, topic, partition);
 	if (!p)
@@ -35,14 +35,14 @@ static void list_put(rd_kafka_topic_partition_list_t *l, const char *topic, int3
 void offset_commits_set(struct offset_commits *c, const char *topic, int32_t partition,
 			int64_t next)
 {
-	list_put(c->next, topic, partition, next);
+	partition_list_set(c->next, topic, partition, next);
 }
 
 void offset_commits_known(struct offset_commits *c, const char *topic, int32_t partition,
 			  int64_t committed)
 {
-	list_put(c->next, topic, partition, committed);
-	list_put(c->sent, topic, partition, committed);
+	partition_list_set(c->next, topic, partition, committed);
+	partition_list_set(c->sent, topic, partition, committed);
 }
 
 void offset_commits_forget(struct offset_commits *c, const char *topic, int32_t partition)
@@ -102,7 +102,7 @@ static void commit(struct offset_commits *c, rd_kafka_t *consumer,
 		/* Sent; whether it landed is the callback's to say (a failure is retried when the
 		 * offset next moves, or at the next refresh). */
 		for (int i = 0; i < out->cnt; i++)
-			list_put(c->sent, out->elems[i].topic, out->elems[i].partition,
+			partition_list_set(c->sent, out->elems[i].topic, out->elems[i].partition,
 				 out->elems[i].offset);
 	}
 	rd_kafka_topic_partition_list_destroy(out);

@@ -24,6 +24,10 @@ struct offset_commits {
 	int soon; /* a forward was acknowledged: commit without waiting for the interval */
 };
 
+/* Sets (topic, partition)'s offset in `l`, adding the partition if it is not there. */
+void partition_list_set(rd_kafka_topic_partition_list_t *l, const char *topic,
+			int32_t partition, int64_t offset);
+
 void offset_commits_init(struct offset_commits *c);
 void offset_commits_cleanup(struct offset_commits *c);
 

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "xalloc.h"
+
 /* Open offsets of one partition, oldest first, in a growable ring. */
 struct partition_track {
 	char *topic;
@@ -65,9 +67,7 @@ void offset_tracker_assign(struct offset_tracker *t, const char *topic, int32_t 
 		}
 		p = &t->parts[t->nparts++];
 		memset(p, 0, sizeof *p);
-		p->topic = strdup(topic);
-		if (!p->topic)
-			abort();
+		p->topic = xstrdup(topic);
 		p->partition = partition;
 	}
 	p->assigned = 1;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "fnv1a.h"
 #include "log.h"
 
 /* The x-error-class values of SPEC section 4: a filter naming anything else is a typo that
@@ -115,14 +116,9 @@ int replay_since_parse(const char *s, int64_t *ms)
 	return 0;
 }
 
-/* FNV-1a, 64 bits. */
 static uint64_t replay_fnv(uint64_t h, const char *s)
 {
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h;
+	return fnv1a_64(h, s, strlen(s));
 }
 
 void replay_group_id(const char *group_id, const struct replay_options *o, char *buf,
@@ -132,7 +128,7 @@ void replay_group_id(const char *group_id, const struct replay_options *o, char 
 	 * read the same; --limit and --dry-run do not change what has been examined. */
 	const char *names[] = { "error_class", "sqlstate", "constraint" };
 	const char *values[] = { o->error_class, o->sqlstate, o->constraint };
-	uint64_t h = 14695981039346656037ULL;
+	uint64_t h = FNV1A_64_INIT;
 	char part[64];
 
 	h = replay_fnv(h, "replay-dlq/v1");
