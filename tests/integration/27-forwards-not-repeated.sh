@@ -17,23 +17,10 @@ it_install_raise_trigger
 
 manifest="$IT_DIR/manifest.txt"
 itf_gen_mixed "$IT_DIR/gen.jsonl" "$manifest" 2701 1500
-# Requests refused once with 23505 (a test trigger): each is requeued to the retry topic by
-# the first worker and created on its retry, so retry-topic forwards are covered too.
+# Requests refused once with 23505: the first worker requeues each to the retry topic and
+# creates it on its retry, so retry-topic forwards are covered too.
 MARKERS=20
-psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
-DO \$\$ BEGIN
-  FOR i IN 1..$MARKERS LOOP
-    EXECUTE format('CREATE SEQUENCE it_raise_seq_m%s', i);
-    INSERT INTO it_raise_rules (marker, sqlstate, times, seq)
-    VALUES ('requeue-once-' || i, '23505', 1, 'it_raise_seq_m' || i);
-  END LOOP;
-END \$\$;
-SQL
-for ((i = 1; i <= MARKERS; i++)); do
-	rid=$(it_uuid)
-	printf '{"key":"m-%d","value":%s}\n' "$i" "$(it_request_jq "$rid" $((9000000 + i)) ".name = \"requeue-once-$i\"")"
-	echo "$rid ok" >>"$manifest"
-done >>"$IT_DIR/gen.jsonl"
+itf_requeue_once_markers "$MARKERS" "$manifest" >>"$IT_DIR/gen.jsonl"
 total=$(wc -l <"$manifest")
 bad=$(grep -vc ' ok$' "$manifest")
 

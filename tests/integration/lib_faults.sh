@@ -173,6 +173,27 @@ SQL
 	assert_eq "$ok/$bad" "$rows/$dlq" "$label: rows/dead letters = good/bad requests"
 }
 
+# Prints N envelope lines of good requests that the test trigger (it_install_raise_trigger)
+# refuses once with 23505, so the worker requeues each to the retry topic and creates it on
+# its retry; adds them to the manifest as "ok". itf_requeue_once_markers N MANIFEST
+itf_requeue_once_markers() {
+	local n="$1" manifest="$2" i rid
+	psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
+DO \$\$ BEGIN
+  FOR i IN 1..$n LOOP
+    EXECUTE format('CREATE SEQUENCE it_raise_seq_m%s', i);
+    INSERT INTO it_raise_rules (marker, sqlstate, times, seq)
+    VALUES ('requeue-once-' || i, '23505', 1, 'it_raise_seq_m' || i);
+  END LOOP;
+END \$\$;
+SQL
+	for ((i = 1; i <= n; i++)); do
+		rid=$(it_uuid)
+		printf '{"key":"m-%d","value":%s}\n' "$i" "$(it_request_jq "$rid" $((9000000 + i)) ".name = \"requeue-once-$i\"")"
+		echo "$rid ok" >>"$manifest"
+	done
+}
+
 # Writes an aw-gen stream and its manifest: itf_gen STREAM MANIFEST SEED COUNT [aw-gen args]
 # (the tenant is lib.sh's IT_TENANT, seeded by it_seed).
 itf_gen() {
@@ -200,7 +221,8 @@ itf_produce_file() { # FILE [TOPIC]
 }
 
 # Every input record below the group's committed offset is final: in asset_requests, on the
-# dead-letter topic, or requeued on the retry topic. Prints "checked=N unfinal=M".
+# dead-letter topic, or requeued on the retry topic. Prints "checked=N unfinal=M"; the first
+# records that are not ("partition offset request_id") go to stderr, for the test's log.
 itf_committed_are_final() { # [GROUP]
 	local group="${1:-$IT_GROUP}"
 	local input="$IT_DIR/final-input.tsv" committed="$IT_DIR/final-committed.txt"
@@ -212,7 +234,8 @@ itf_committed_are_final() { # [GROUP]
 		 | if type == "object" then (.request_id // "" | tostring) else "" end)] | @tsv' >"$input"
 	it_dump assets.create.dlq | itf_dlq_tsv >"$dlq"
 	it_dump assets.create.retry | itf_dlq_tsv >"$retry"
-	psql -X -A -t -q -v ON_ERROR_STOP=1 -F ' ' <<SQL
+	local out
+	out=$(psql -X -A -t -q -v ON_ERROR_STOP=1 -F ' ' <<SQL
 CREATE TEMP TABLE i (partition int, "offset" bigint, request_id text);
 \copy i FROM '$input'
 CREATE TEMP TABLE c (partition int, committed bigint);
@@ -220,9 +243,15 @@ CREATE TEMP TABLE c (partition int, committed bigint);
 CREATE TEMP TABLE f (request_id text, cls text);
 \copy f FROM '$dlq'
 \copy f FROM '$retry'
-SELECT 'checked=' || count(*),
-       'unfinal=' || count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM asset_requests q WHERE q.request_id::text = i.request_id)
-                                        AND NOT EXISTS (SELECT 1 FROM f WHERE f.request_id = i.request_id))
+CREATE TEMP TABLE k AS
+SELECT i.partition, i."offset", i.request_id,
+       NOT EXISTS (SELECT 1 FROM asset_requests q WHERE q.request_id::text = i.request_id)
+       AND NOT EXISTS (SELECT 1 FROM f WHERE f.request_id = i.request_id) AS unfinal
   FROM i JOIN c USING (partition) WHERE i."offset" < c.committed;
+SELECT 'checked=' || count(*), 'unfinal=' || count(*) FILTER (WHERE unfinal) FROM k;
+SELECT '#   unfinal:', partition, "offset", request_id FROM k WHERE unfinal ORDER BY 2, 3 LIMIT 20;
 SQL
+	) || fail "the committed-offsets query failed: $out"
+	echo "$out" | grep -v '^#' || true
+	echo "$out" | grep '^#' >&2 || true
 }

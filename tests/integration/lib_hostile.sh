@@ -162,22 +162,4 @@ SQL
 	grep '^violation' <<<"$out" | sed 's/^/#   /' || true
 }
 
-# After itf_committed_are_final: prints the committed input records that are not final
-# ("partition offset request_id"), from the files it left in $IT_DIR.
-ith_unfinal_details() {
-	psql -X -A -t -q -v ON_ERROR_STOP=1 -F ' ' <<SQL
-CREATE TEMP TABLE i (partition int, "offset" bigint, request_id text);
-\copy i FROM '$IT_DIR/final-input.tsv'
-CREATE TEMP TABLE c (partition int, committed bigint);
-\copy c FROM '$IT_DIR/final-committed.txt' WITH (DELIMITER ' ')
-CREATE TEMP TABLE f (request_id text, cls text);
-\copy f FROM '$IT_DIR/final-dlq.tsv'
-\copy f FROM '$IT_DIR/final-retry.tsv'
-SELECT i.partition, i."offset", i.request_id FROM i JOIN c USING (partition)
- WHERE i."offset" < c.committed
-   AND NOT EXISTS (SELECT 1 FROM asset_requests q WHERE q.request_id::text = i.request_id)
-   AND NOT EXISTS (SELECT 1 FROM f WHERE f.request_id = i.request_id)
- ORDER BY 1, 2 LIMIT 20;
-SQL
-}
 
