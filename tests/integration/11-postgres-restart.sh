@@ -13,8 +13,11 @@ OUTAGE_SECS=5
 log="$IT_DIR/worker-w.log"
 manifest="$IT_DIR/manifest.txt"
 itf_gen_mixed "$IT_DIR/stream.jsonl" "$manifest" 1101 3000
+# Each outage also produces the next part while PostgreSQL is down: an idle worker only
+# notices at its next request, and a fast one may have settled everything before the stop.
 head -n 1500 "$IT_DIR/stream.jsonl" >"$IT_DIR/part1.jsonl"
-tail -n +1501 "$IT_DIR/stream.jsonl" >"$IT_DIR/part2.jsonl"
+sed -n 1501,2250p "$IT_DIR/stream.jsonl" >"$IT_DIR/part2.jsonl"
+tail -n +2251 "$IT_DIR/stream.jsonl" >"$IT_DIR/part3.jsonl"
 
 itf_produce_file "$IT_DIR/part1.jsonl"
 it_start_worker w
@@ -54,7 +57,7 @@ outage "fast shutdown" stop 300 itf_produce_file "$IT_DIR/part2.jsonl"
 assert_file_contains "$log" "consumption_paused" "fast shutdown: consumption paused while the database is unavailable"
 assert_file_contains "$log" "consumption_resumed" "fast shutdown: consumption resumed after reconnecting"
 n=$(itf_outcomes "$log")
-outage "immediate shutdown" stop-immediate $((n + 300))
+outage "immediate shutdown" stop-immediate $((n + 300)) itf_produce_file "$IT_DIR/part3.jsonl"
 
 itf_wait_caught_up 60
 ok "the worker caught up: every input and retry offset committed"
