@@ -69,7 +69,9 @@ terminate_worker_sessions() {
 # at most as many attempts as the backoff allows in that time.
 check_outage() { # LABEL LINES_BEFORE ERROR_TEXT
 	local label="$1" before="$2" text="$3" window="$IT_DIR/outage.log"
-	tail -n +"$((before + 1))" "$log" | awk '{ print } / database_connected / { exit }' >"$window"
+	# awk reads to the end (no early exit): tail would be killed by SIGPIPE, and pipefail
+	# would fail the test on it.
+	tail -n +"$((before + 1))" "$log" | awk '!done { print } / database_connected / { done = 1 }' >"$window"
 	local failed settled first_ms last_ms connected_ms span
 	failed=$(grep -c ' database_connect_failed ' "$window" || true)
 	echo "# $label: $failed refused reconnects, retry_in_ms: $(grep ' database_connect_failed ' "$window" | ith_field retry_in_ms | paste -sd' ')"
@@ -88,7 +90,7 @@ check_outage() { # LABEL LINES_BEFORE ERROR_TEXT
 	gaps=$(paste <(ith_log_ms <"$lines") <(ith_field retry_in_ms <"$lines") |
 		awk 'NR > 1 && $1 - prev_t < prev_d - 5 { bad++ } { prev_t = $1; prev_d = $2 } END { print bad + 0 }')
 	assert_eq 0 "$gaps" "$label: every reconnect came at least retry_in_ms after the previous one"
-	first_ms=$(grep ' database_connect_failed ' "$window" | head -n 1 | ith_log_ms)
+	first_ms=$(grep -m 1 ' database_connect_failed ' "$window" | ith_log_ms)
 	last_ms=$(grep ' database_connect_failed ' "$window" | tail -n 1 | ith_log_ms)
 	connected_ms=$(grep ' database_connected ' "$window" | ith_log_ms)
 	span=$((last_ms - first_ms))
