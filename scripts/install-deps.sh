@@ -12,6 +12,9 @@ packages=(
 	python3-yaml systemd # deploy/ checks: YAML parses, systemd-analyze verify
 	time # tests/bench: CPU and peak RSS of the worker
 	clang # libFuzzer
+	# The loopback Apache Kafka broker (scripts/kafka.sh): Java, Maven to fetch Kafka's release
+	# artifacts, the admin client, socat (connections cut), kcat (reading topics in tests).
+	default-jre-headless maven python3-confluent-kafka socat kcat
 )
 
 missing=()

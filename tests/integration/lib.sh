@@ -1,8 +1,8 @@
 # Shared harness of the integration tests (sourced by tests/integration/NN-*.sh).
 #
 # Every test drives the real `worker` binary against the real PostgreSQL server (one server
-# for the suite, one fresh database per test) and its own loopback broker (a fresh
-# aw-dev-broker per test, reached over TCP). Assertions print "ok"/"not ok" lines; the
+# for the suite, one fresh database per test) and its own Apache Kafka broker (a fresh KRaft
+# node per test, scripts/kafka.sh, reached over TCP). Assertions print "ok"/"not ok" lines; the
 # script exits non-zero on the first failure and prints the worker logs.
 set -euo pipefail
 
@@ -25,7 +25,16 @@ IT_GROUP="it-$IT_NAME"
 IT_WORKER_PIDS=()
 
 it_pg() { AW_RUN_DIR="$IT_PG_RUN" "$IT_SRC/scripts/pg.sh" "$@"; }
-it_broker() { AW_RUN_DIR="$IT_DIR" AW_BUILD_DIR="$IT_BUILD" "$IT_SRC/scripts/broker.sh" "$@"; }
+# The test's own Apache Kafka broker (scripts/kafka.sh); IT_MOCK_BROKER=1 before it_setup gives
+# librdkafka's mock cluster instead (scripts/broker.sh), for the faults a real broker cannot
+# be made to show (an exact error code on one request).
+it_broker() {
+	if [[ -n "${IT_MOCK_BROKER:-}" ]]; then
+		AW_RUN_DIR="$IT_DIR" AW_BUILD_DIR="$IT_BUILD" "$IT_SRC/scripts/broker.sh" "$@"
+	else
+		AW_RUN_DIR="$IT_DIR" "$IT_SRC/scripts/kafka.sh" "$@"
+	fi
+}
 
 it_cleanup() {
 	local rc=$?
