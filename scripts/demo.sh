@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The first command of the README: from a fresh Debian machine to a worked example.
 #
-# Installs what is missing, builds, starts PostgreSQL and the loopback broker, migrates,
+# Installs what is missing, builds, starts PostgreSQL and a real Apache Kafka broker on
+# loopback (scripts/kafka.sh: KRaft, one node; fetched from Maven Central once), migrates,
 # produces a sample stream (new assets, duplicates, races across two workers, a foreign-key,
 # a CHECK and a NOT NULL violation, malformed messages), runs two workers with --drain, and
 # prints what became of every request, read back from PostgreSQL and the dead-letter topic.
@@ -26,13 +27,14 @@ cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)" >/dev/null
 echo "built $build/worker/worker"
 
-step "Starting PostgreSQL and the loopback Kafka broker"
+step "Starting PostgreSQL and Apache Kafka (KRaft, one node, on loopback)"
 "$here/pg.sh" start
 # A fresh broker each time: the demo's topics start empty.
-"$here/broker.sh" stop >/dev/null 2>&1 || true
-"$here/broker.sh" start
+"$here/kafka.sh" stop >/dev/null 2>&1 || true
+rm -rf "$run/kafka"
+"$here/kafka.sh" start
 eval "$("$here/pg.sh" env)"
-eval "$("$here/broker.sh" env)"
+eval "$("$here/kafka.sh" env)"
 export PG_CONNINFO KAFKA_BROKERS
 
 step "Creating a fresh database and migrating"
@@ -105,7 +107,13 @@ psql -X -A -t -F $'\t' -c \
 printf '  %-28s %6d\n' "assets" "$(psql -X -A -t -c 'SELECT count(*) FROM assets')"
 echo
 echo "On the dead-letter topic (by x-error-class):"
-"$build/tools/aw-kafka" dump --topic assets.create.dlq >"$run/demo-dlq.jsonl"
+# kcat reads the topic to its end; headers come as a flat [name, value, ...] list.
+dump() {
+	kcat -C -b "$KAFKA_BROKERS" -t "$1" -e -q -J -X isolation.level=read_committed |
+		jq -c '.headers as $h | {key, partition, offset, value: .payload,
+			headers: ([range(0; ($h // []) | length; 2) | {key: $h[.], value: $h[. + 1]}] | from_entries)}'
+}
+dump assets.create.dlq >"$run/demo-dlq.jsonl"
 jq -r '.headers["x-error-class"] + "\t" + (.headers["x-error-constraint"] // "-")' "$run/demo-dlq.jsonl" |
 	sort | uniq -c | while read -r n cls; do
 	printf '  %-28s %6d   constraint: %s\n' "${cls%%$'\t'*}" "$n" "${cls#*$'\t'}"
@@ -113,7 +121,7 @@ done
 dlq=$(wc -l <"$run/demo-dlq.jsonl")
 echo
 echo "Requeued on the retry topic (unique_violation races, resolved on retry):"
-printf '  %-28s %6d\n' "retry records" "$("$build/tools/aw-kafka" dump --topic assets.create.retry | wc -l)"
+printf '  %-28s %6d\n' "retry records" "$(dump assets.create.retry | wc -l)"
 echo "Worker log outcome counts (both workers):"
 grep -ho 'outcome=[a-z_]*' "$run"/demo-worker-*.log | sort | uniq -c | sed 's/^/  /'
 recorded=$(psql -X -A -t -c 'SELECT count(*) FROM asset_requests')
@@ -129,4 +137,4 @@ else
 fi
 echo
 echo "PostgreSQL and the broker are still running; stop them with:"
-echo "  scripts/broker.sh stop && scripts/pg.sh stop"
+echo "  scripts/kafka.sh stop && scripts/pg.sh stop"
