@@ -9,6 +9,8 @@
 #                                             log dir), SIGSTOP, SIGCONT
 #   scripts/kafka.sh cut | heal               faults: every client connection cut and refused,
 #                                             then accepted again (only with AW_KAFKA_PROXY=1)
+#   scripts/kafka.sh topic-config TOPIC KEY=VALUE...   e.g. max.message.bytes=512: larger
+#                                             records are refused (MSG_SIZE_TOO_LARGE)
 #   scripts/kafka.sh tool CLASS ARGS...       one of Kafka's own tools from the same jars, e.g.
 #                                             tool org.apache.kafka.tools.GetOffsetShell ...
 #
@@ -331,8 +333,14 @@ tool)
 	shift
 	cmd_tool "$@"
 	;;
+topic-config)
+	shift
+	(($# >= 2)) || die "usage: scripts/kafka.sh topic-config TOPIC KEY=VALUE..."
+	running_pid >/dev/null || die "not running"
+	"$admin" config "$(bootstrap)" "$@"
+	;;
 *)
-	echo "usage: scripts/kafka.sh start [--topic NAME:PARTITIONS]...|stop|status|env|fetch|classpath|kill|freeze|thaw|cut|heal|tool CLASS ARGS..." >&2
+	echo "usage: scripts/kafka.sh start [--topic NAME:PARTITIONS]...|stop|status|env|fetch|classpath|kill|freeze|thaw|cut|heal|topic-config TOPIC K=V...|tool CLASS ARGS..." >&2
 	exit 2
 	;;
 esac

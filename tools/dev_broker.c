@@ -1,4 +1,6 @@
-/* aw-dev-broker: a Kafka-protocol broker on loopback, for tests, the demo and benchmarks.
+/* aw-dev-broker: librdkafka's mock cluster on loopback, only for the tests that need a fault
+ * the real broker (scripts/kafka.sh) cannot be made to show: an exact error code on chosen
+ * requests (push-errors). The demo, the benchmark and every other test use real Kafka.
  *
  * It is librdkafka's own mock cluster (rdkafka_mock.h) kept alive as a daemon: clients reach
  * it over TCP exactly as they reach a real cluster (metadata, produce with idempotence, fetch,
@@ -72,129 +74,6 @@ struct broker {
 	int control_overlong; /* discarding the rest of a too-long line */
 };
 
-/* ---- retention ----------------------------------------------------------------------------
- *
- * The mock cluster keeps at most 5 MiB of record batches and 100000 batches per partition and
- * silently drops the oldest beyond that (the log start offset moves). Tests and benchmarks
- * publish more than that before a worker starts, and a dropped request would look like a lost
- * one. librdkafka has no API for these limits, so for the versions whose private layout we
- * know (2.0.x, src/rdkafka_mock_int.h) we raise them in place on the topics we create. Every
- * field on the way is checked against what we know it must hold (our handle, broker count,
- * topic name, partition ids and back-pointers, the two default limits); on any mismatch
- * nothing is written and we only warn. */
-
-struct mock_tailq_head {
-	void *first;
-	void **last;
-};
-
-struct mock_tailq_entry {
-	void *next;
-	void **prev;
-};
-
-/* rd_list_t */
-struct mock_list {
-	int size;
-	int cnt;
-	void **elems;
-	void (*free_cb)(void *);
-	int flags;
-	int elemsize;
-	void *p;
-};
-
-/* The leading fields of struct rd_kafka_mock_cluster_s. */
-struct mock_cluster_prefix {
-	char id[32];
-	rd_kafka_t *rk;
-	int32_t controller_id;
-	struct mock_tailq_head brokers;
-	int broker_cnt;
-	struct mock_tailq_head topics;
-	int topic_cnt;
-};
-
-struct mock_partition;
-
-/* rd_kafka_mock_topic_t */
-struct mock_topic {
-	struct mock_tailq_entry link;
-	char *name;
-	struct mock_partition *partitions;
-	int partition_cnt;
-	int err;
-	void *cluster;
-};
-
-/* rd_kafka_mock_partition_t */
-struct mock_partition {
-	struct mock_tailq_entry leader_link;
-	int32_t id;
-	int64_t start_offset;
-	int64_t end_offset;
-	int64_t follower_start_offset;
-	int64_t follower_end_offset;
-	int update_follower_start_offset;
-	int update_follower_end_offset;
-	struct mock_tailq_head msgsets;
-	size_t size;
-	size_t cnt;
-	size_t max_size;
-	size_t max_cnt;
-	struct mock_tailq_head committed_offsets;
-	void *leader;
-	void **replicas;
-	int replica_cnt;
-	struct mock_list pidstates;
-	int32_t follower_id;
-	struct mock_topic *topic;
-};
-
-#define MOCK_DEFAULT_MAX_SIZE ((size_t)1024 * 1024 * 5)
-#define MOCK_DEFAULT_MAX_CNT ((size_t)100000)
-
-static int retention_layout_known(void)
-{
-	int v = rd_kafka_version();
-	return (v & 0xffff0000) == 0x02000000; /* 2.0.x */
-}
-
-/* Returns 0 when every partition of `topic` now keeps everything, -1 when left as it was.
- * Must run while the mock thread is not touching this topic: right after creating it. */
-static int retention_unlimit(struct broker *b, const char *topic, int partitions)
-{
-	const struct mock_cluster_prefix *mc = (const void *)b->mcluster;
-	struct mock_topic *mt = NULL;
-
-	if (!retention_layout_known() || mc->rk != b->rk || mc->broker_cnt != b->broker_cnt ||
-	    mc->topic_cnt < 1)
-		return -1;
-	mt = mc->topics.first;
-	for (int i = 0; mt && i < mc->topic_cnt; i++) {
-		if (mt->name && strcmp(mt->name, topic) == 0)
-			break;
-		mt = mt->link.next;
-	}
-	if (!mt || mt->cluster != (void *)b->mcluster || mt->partition_cnt != partitions ||
-	    !mt->partitions)
-		return -1;
-	for (int i = 0; i < partitions; i++) {
-		const struct mock_partition *mp = &mt->partitions[i];
-		if (mp->id != i || mp->topic != mt || mp->max_size != MOCK_DEFAULT_MAX_SIZE ||
-		    mp->max_cnt != MOCK_DEFAULT_MAX_CNT)
-			return -1;
-	}
-	for (int i = 0; i < partitions; i++) {
-		mt->partitions[i].max_size = SIZE_MAX;
-		mt->partitions[i].max_cnt = SIZE_MAX;
-	}
-	/* A synchronous command through the mock thread's queue orders our writes before
-	 * anything that thread does next; re-creating the topic is one that changes nothing. */
-	rd_kafka_mock_topic_create(b->mcluster, topic, partitions, 1);
-	return 0;
-}
-
 /* ---- topics -------------------------------------------------------------------------------- */
 
 static int topic_create(struct broker *b, const char *name, int partitions)
@@ -207,15 +86,11 @@ static int topic_create(struct broker *b, const char *name, int partitions)
 			  LOG_I("partitions", partitions), LOG_S("error", rd_kafka_err2str(err)));
 		return -1;
 	}
-	if (retention_unlimit(b, name, partitions) == 0)
-		log_info("topic_created", LOG_S("topic", name), LOG_I("partitions", partitions),
-			 LOG_I("replication_factor", rf), LOG_S("retention", "unlimited"));
-	else
-		log_warn("topic_created", LOG_S("topic", name), LOG_I("partitions", partitions),
-			 LOG_I("replication_factor", rf),
-			 LOG_S("retention", "mock default: oldest batches beyond 5 MiB or "
-					    "100000 batches per partition are dropped"),
-			 LOG_S("librdkafka", rd_kafka_version_str()));
+	/* The mock keeps at most 5 MiB (100000 batches) per partition and drops the oldest
+	 * beyond that: it serves only the few tests that need an exact error code, with small
+	 * streams. Everything else runs on the real broker (scripts/kafka.sh). */
+	log_info("topic_created", LOG_S("topic", name), LOG_I("partitions", partitions),
+		 LOG_I("replication_factor", rf));
 	return 0;
 }
 

@@ -6,13 +6,14 @@ admin client: no JVM to start, so a call takes milliseconds, not seconds).
   admin.py create BOOTSTRAP NAME:PARTITIONS[:KEY=VALUE,...]...
                                                   create topics (existing ones are kept) and
                                                   wait until every partition has a leader
+  admin.py config BOOTSTRAP TOPIC KEY=VALUE...    set topic configs (others keep theirs)
 Exit 0 on success, 1 with one line on stderr otherwise."""
 import sys
 import time
 
 try:
     from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic
 except ImportError:
     sys.exit("kafka admin: python3-confluent-kafka is missing; run scripts/install-deps.sh")
 
@@ -76,11 +77,36 @@ def create(bootstrap, specs):
     sys.exit("kafka admin: topics created but their partitions have no leader after 30 s")
 
 
+def config(bootstrap, topic, pairs):
+    admin = client(bootstrap)
+    resource = ConfigResource("topic", topic)
+    # alter_configs replaces the topic's whole dynamic config: start from what is set now.
+    try:
+        current = admin.describe_configs([resource])[resource].result(timeout=15)
+    except KafkaException as e:
+        sys.exit(f"kafka admin: describe {topic}: {e.args[0].str()}")
+    for name, entry in current.items():
+        if entry.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value:
+            resource.set_config(name, entry.value)
+    for kv in pairs:
+        key, sep, value = kv.partition("=")
+        if not sep:
+            sys.exit(f"kafka admin: bad config {kv!r}: want KEY=VALUE")
+        resource.set_config(key, value)
+    try:
+        admin.alter_configs([resource])[resource].result(timeout=15)
+    except KafkaException as e:
+        sys.exit(f"kafka admin: alter {topic}: {e.args[0].str()}")
+    return 0
+
+
 def main(argv):
     if len(argv) == 3 and argv[0] == "wait":
         return wait(argv[1], argv[2])
     if len(argv) >= 3 and argv[0] == "create":
         return create(argv[1], argv[2:])
+    if len(argv) >= 4 and argv[0] == "config":
+        return config(argv[1], argv[2], argv[3:])
     sys.exit(__doc__)
 
 

@@ -10,8 +10,8 @@
 # See tests/bench/README.md for what each figure means and the caveats.
 #
 # It starts its own PostgreSQL (scripts/pg.sh, run dir DIR/pg, port $AW_BENCH_PG_PORT or
-# 55470) and, for every measured run, a fresh loopback broker (scripts/broker.sh, run dir
-# DIR/<run>) and a fresh database, so runs share nothing but the server process.
+# 55470) and, for every measured run, a fresh Apache Kafka broker on loopback (scripts/kafka.sh,
+# KRaft, one node, run dir DIR/<run>/kafka) and a fresh database, so runs share nothing but the server process.
 # Binaries come from $AW_BUILD_DIR (default <repo>/build-rel, a RelWithDebInfo build).
 set -euo pipefail
 
@@ -106,7 +106,7 @@ calc() { awk "BEGIN { $1 }"; }
 
 pg() { AW_RUN_DIR="$pg_run" AW_PG_PORT="$pg_port" "$repo/scripts/pg.sh" "$@"; }
 current_broker_dir=""
-broker() { AW_RUN_DIR="$current_broker_dir" AW_BUILD_DIR="$build" "$repo/scripts/broker.sh" "$@"; }
+broker() { AW_RUN_DIR="$current_broker_dir" "$repo/scripts/kafka.sh" "$@"; }
 
 sql() { # DB SQL -> unaligned, tab-separated rows
 	"$PSQL" -X -A -t -q -F $'\t' -v ON_ERROR_STOP=1 -d "$1" -c "$2"
@@ -174,7 +174,7 @@ cleanup() {
 	if ((keep)); then
 		echo "# --keep: PostgreSQL (port $pg_port, AW_RUN_DIR=$pg_run) and the last broker" \
 			"(AW_RUN_DIR=$current_broker_dir) are still running; stop them with:"
-		echo "#   AW_RUN_DIR=$current_broker_dir $repo/scripts/broker.sh stop;" \
+		echo "#   AW_RUN_DIR=$current_broker_dir $repo/scripts/kafka.sh stop;" \
 			"AW_RUN_DIR=$pg_run AW_PG_PORT=$pg_port $repo/scripts/pg.sh stop"
 	else
 		[[ -z "$current_broker_dir" ]] || broker stop >/dev/null 2>&1 || true
@@ -274,9 +274,9 @@ run_one() {
 	if [[ -n "$current_broker_dir" ]]; then broker stop >/dev/null 2>&1 || true; fi
 	current_broker_dir="$dir"
 	broker start >"$dir/broker-start.log"
-	KAFKA_BROKERS="$(<"$dir/broker.addr")"
+	KAFKA_BROKERS="$(<"$dir/kafka/kafka.addr")"
 	export KAFKA_BROKERS
-	bpid="$(<"$dir/broker.pid")"
+	bpid="$(<"$dir/kafka/kafka.pid")"
 
 	prepare_db bench_run "$dir"
 	write_config "$dir/worker.yaml" bench_run "bench-$run-$(date +%s)"
@@ -287,8 +287,7 @@ run_one() {
 	R[$run,produce_s]="$(secs_since "$t0")"
 	say "$run: produced $n requests in ${R[$run,produce_s]} s; running $nw worker(s) with --drain"
 
-	# The workers, all at once: they join within the broker's initial rebalance delay, so
-	# the group forms once (a later join would cost a session-timeout-long rebalance).
+	# The workers, all at once, so the group forms once.
 	local limit=$((600 + n / 100))
 	pgc0="$(pg_cpu_ticks)"
 	brc0="$(proc_cpu_ticks "$bpid")"
@@ -364,7 +363,7 @@ run_one() {
 		FROM asset_requests")"
 	IFS=$'\t' read -r recorded dlq span txns first <<<"$row"
 	# From starting the workers to the first transaction: process start, connecting, and
-	# the group join (the mock broker waits 3 s for more members on a new group).
+	# the group join.
 	R[$run,startup_s]="$(calc "printf \"%.1f\", $first - ${R[$run,start_ns]} / 1e9")"
 	R[$run,recorded]="$recorded"
 	R[$run,dlq]="$dlq"
@@ -566,11 +565,11 @@ broker    a plain consumer reading the input topic (aw-kafka dump, JSON-encoding
 p50/p99   end to end: Kafka produce timestamp -> processed_at (or the dead letter's own timestamp).
           The stream is produced before the workers start, so this is mostly time spent queued in
           the backlog, and it includes '1st': starting the workers to their first commit (process
-          start, connecting, the mock broker's 3 s wait for more members of a new group).
+          start, connecting, the group join).
 cycle     span x workers / transactions: the time one batch takes, about what a request waits from
           being taken to being committed (processing latency, approximate).
 CPU s/1k  user+sys per 1,000 requests: workers (/usr/bin/time -v), PostgreSQL (every server process,
-          exited backends included), broker (aw-dev-broker).
+          exited backends included), broker (the Kafka JVM).
 RSS       peak resident set size, the largest of the workers (/usr/bin/time -v).
 others    cores busy with anything else (other users of this machine) during the run: /proc/stat
           busy time minus the workers, PostgreSQL and the broker. Non-zero means noisy figures.
