@@ -60,15 +60,19 @@ it_run_drain
 itf_account "$manifest" "after SIGTERM + restart"
 
 # ---- 2. a second signal cuts a slow graceful stop short (fast exit) ----
-# The broker refuses every produce, so dead letters stay unacknowledged: the first SIGTERM
-# waits for them (graceful), the second one, right after, must end the wait at once. The
+# The broker is frozen (SIGSTOP) mid-stream: the worker goes on with the records it has
+# already fetched, and their dead letters stay unacknowledged. The first SIGTERM waits for
+# them (graceful), the second one, right after, must end the wait at once. The
 # unacknowledged requests keep their offsets uncommitted and come back after the restart.
 add_stream b 1202 3000
-it_broker ctl push-errors Produce 19 1000000 # NOT_ENOUGH_REPLICAS, retriable
 BEFORE=$(itf_committed_sum assets.create)
 it_start_worker fast
 itf_wait_log 60 "$IT_DIR/worker-fast.log" 'outcome=dead_lettered' 3
 itf_wait_log 60 "$IT_DIR/worker-fast.log" 'outcome=' 300
+it_broker freeze
+dl0=$(itf_outcomes "$IT_DIR/worker-fast.log" dead_lettered)
+itf_wait_log 30 "$IT_DIR/worker-fast.log" 'outcome=dead_lettered' $((dl0 + 3))
+ok "broker frozen: the worker goes on with fetched records and sends dead letters"
 kill -TERM "$IT_PID_fast"
 itf_wait_log 10 "$IT_DIR/worker-fast.log" 'worker_stopping stage=draining' 1
 ok "first SIGTERM: graceful stop started (stage=draining)"
@@ -88,7 +92,7 @@ assert_file_contains "$IT_DIR/worker-fast.log" "forward_abandoned" "second SIGTE
 assert_file_contains "$IT_DIR/worker-fast.log" "worker_stopped exit_code=0" "second SIGTERM: logged worker_stopped"
 assert_eq 1 $((PROCESSED < 3000)) "two signals came mid-stream ($PROCESSED of 3000 processed)"
 check_committed "two signals" "$PROCESSED" "$BEFORE"
-it_broker ctl clear-errors Produce
+it_broker thaw
 it_run_drain
 itf_account "$manifest" "after fast exit + restart"
 

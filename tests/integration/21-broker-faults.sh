@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# Broker faults through the loopback broker's fault injection, under a steady stream of mixed
-# requests: produce requests failing (a few dozen blips, then a window of several seconds in
-# which every produce fails, long enough for the worker's own deliveries to time out and be
-# sent again), OffsetCommit failing, and the whole cluster down and back: for 2 s (shorter
-# than session.timeout.ms: the worker keeps its partitions) and for 8 s (longer: the group
-# drops it, its partitions come back as lost and what was not committed is delivered again).
+# Real broker faults under a steady stream of mixed requests, on the real Apache Kafka broker
+# reached through a TCP proxy (AW_KAFKA_PROXY=1, so every connection can be cut at once):
+#
+#  1. worker 1, deliveries timing out after 2.5 s:
+#     a. the broker frozen (SIGSTOP) for 2 s, shorter than session.timeout.ms (6 s): the
+#        worker keeps its partitions;
+#     b. a second worker joins and leaves: two cooperative rebalances while commits flow;
+#     c. every connection cut for 8 s, longer than the session timeout: deliveries time out
+#        and are sent again by the worker, the group drops the member, its partitions come
+#        back as lost, and what was not committed is delivered again;
+#  2. worker 2, the shipped delivery timeout:
+#     a. the broker SIGKILLed and restarted on the same log dir;
+#     b. the broker frozen for 10 s, past the session timeout, then thawed.
 #
 # Throughout, a sampler reads the group's committed input offsets and then the high watermarks
 # of the retry and dead-letter topics. SPEC section 1: "an input offset is committed only after
-# its request has reached a final state ... acknowledged by the broker on the retry or
-# dead-letter topic". So for every sample, every forward (x-attempt 1, input record at
-# x-original-partition/offset) that the broker appended only after that sample (its offset at
-# or beyond the sampled watermark) must lie at or above the committed offset of its input
-# partition. At the end every request is accounted for exactly once.
+# its request has reached a final state". So for every sample, every forward (x-attempt 1,
+# input record at x-original-partition/offset) that the broker appended only after that sample
+# (its offset at or beyond the sampled watermark) must lie at or above the committed offset of
+# its input partition. At the end every request is accounted for exactly once.
+# (Faults that need an exact error code on chosen requests are test 28, on the mock cluster.)
+export AW_KAFKA_PROXY=1
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_faults.sh"
 source "$(dirname "$0")/lib_hostile.sh"
@@ -29,12 +37,10 @@ itf_gen_mixed "$IT_DIR/gen.jsonl" "$manifest" 2101 5000
 # Requests refused once with 23505: they make retry-topic traffic.
 MARKERS=60
 itf_requeue_once_markers "$MARKERS" "$manifest" >"$IT_DIR/markers.jsonl"
-# Three parts, the markers spread over them.
-split -n l/3 -d "$IT_DIR/markers.jsonl" "$IT_DIR/m-"
+split -n l/2 -d "$IT_DIR/markers.jsonl" "$IT_DIR/m-"
 mix() { cat "$@" | shuf --random-source=<(yes); }
-mix <(head -n 2200 "$IT_DIR/gen.jsonl") "$IT_DIR/m-00" >"$IT_DIR/part1.jsonl"
-mix <(sed -n 2201,3600p "$IT_DIR/gen.jsonl") "$IT_DIR/m-01" >"$IT_DIR/part2.jsonl"
-mix <(tail -n +3601 "$IT_DIR/gen.jsonl") "$IT_DIR/m-02" >"$IT_DIR/part3.jsonl"
+mix <(head -n 2600 "$IT_DIR/gen.jsonl") "$IT_DIR/m-00" >"$IT_DIR/part1.jsonl"
+mix <(tail -n +2601 "$IT_DIR/gen.jsonl") "$IT_DIR/m-01" >"$IT_DIR/part2.jsonl"
 total=$(wc -l <"$manifest")
 echo "# $total requests ($MARKERS requeued once by design)"
 
@@ -42,116 +48,76 @@ samples="$IT_DIR/samples.txt"
 : >"$samples"
 ith_sampler_start "$samples"
 
-dlq_high() { "$AWK" watermarks --topic assets.create.dlq 2>>"$IT_DIR/offsets.log" | awk '{s += $3} END {print s + 0}'; }
-dlq_at_least() { (($(dlq_high) >= $1)); }
-committed_at_least() { (($(itf_committed_sum assets.create) >= $1)); }
+# Runs FAULT, waits SECS with the worker alive, runs REPAIR, and waits for 150 more outcomes.
+fault_for() { # WORKER LOG SECS FAULT REPAIR DESCRIPTION
+	local pid="$1" log="$2" secs="$3" fault="$4" repair="$5" what="$6" at n
+	$fault
+	echo "# $what for $secs s, after $(itf_outcomes "$log") outcomes"
+	at=$SECONDS
+	while ((SECONDS - at < secs)); do
+		itf_alive "$pid" || fail "the worker exited during: $what"
+		sleep 0.2
+	done
+	ok "the worker kept running: $what for $secs s"
+	$repair
+	n=$(itf_outcomes "$log")
+	itf_wait_log 120 "$log" 'outcome=' $((n + 150))
+	ok "after $what ($secs s) the worker carries on"
+}
+freeze() { it_broker freeze; }
+thaw() { it_broker thaw; }
+cut() { it_broker cut; }
+heal() { it_broker heal; }
+kill_broker() { it_broker kill; }
+restart_broker() { it_broker start >/dev/null; }
 
-# librdkafka 2.0.2's mock cluster does not check the sequence numbers of an idempotent
-# producer: when an injected error fails one batch and the next batch of the same partition,
-# already in flight, succeeds, the client counts the failed one as "implicitly acknowledged by
-# a subsequent batch" although the mock never appended it (seen here: retry records reported
-# delivered, absent from the topic). A real broker refuses the out-of-order batch. One request
-# in flight per connection keeps the batches in order, so what this test finds is the worker's.
-kafka_property max.in.flight.requests.per.connection 1
-
-# ---- 1. produce failing ----
-# The worker's deliveries time out after 2.5 s here (the shipped default is 120 s), so a long
-# produce outage reaches the worker's own resend path, not only librdkafka's retries.
+# ---- 1. worker 1: deliveries time out after 2.5 s (the shipped default is 120 s), so a long
+# outage reaches the worker's own resend path, not only librdkafka's retries ----
 kafka_property message.timeout.ms 2500
-itf_produce_file "$IT_DIR/part1.jsonl"
-ith_throttle 2 # ~2 ms per new row: the part lasts several seconds
+ith_throttle 1 # ~1 ms per new row: the stream lasts through the faults
+ith_feed_start p1 "$IT_DIR/part1.jsonl" 20 0.1
 it_start_worker w1
 log1="$IT_DIR/worker-w1.log"
 itf_wait_log 60 "$log1" 'outcome=' 200
 
-# 1a. A few dozen produce requests fail with NOT_LEADER_FOR_PARTITION (retriable).
-h0=$(dlq_high)
-it_broker ctl push-errors Produce 6 40
-it_wait_for 30 "dead letters acknowledged again after 40 produce errors" dlq_at_least $((h0 + 15))
-ok "40 failed produce requests: dead letters are acknowledged again afterwards"
-it_broker ctl clear-errors Produce
+fault_for "$IT_PID_w1" "$log1" 2 freeze thaw "broker frozen (SIGSTOP)"
+assert_file_lacks "$log1" "assignment_lost" "2 s freeze: the worker kept its assignment"
 
-# 1b. Every produce fails (REQUEST_TIMED_OUT) for 6 s while the worker keeps taking input.
-before_window=$(itf_outcomes "$log1")
-((before_window < $(wc -l <"$IT_DIR/part1.jsonl") - 500)) || fail "part 1 was nearly done before the produce outage ($before_window outcomes)"
-retries_before=$(grep -c 'forward_retry' "$log1" || true)
-it_broker ctl push-errors Produce 7 1000000
-sleep 1 # let forwards already in flight land; from here on nothing is appended
-h1=$(dlq_high)
-dl1=$(itf_outcomes "$log1" dead_lettered)
-t_end=$((SECONDS + 5))
-while ((SECONDS < t_end)); do
-	itf_alive "$IT_PID_w1" || fail "the worker exited while produce requests failed"
-	sleep 0.2
-done
-h2=$(dlq_high)
-dl2=$(itf_outcomes "$log1" dead_lettered)
-during=$(($(itf_outcomes "$log1") - before_window))
-echo "# produce outage: $during outcomes, $((dl2 - dl1)) dead letters sent, DLQ high watermark $h1 -> $h2"
-assert_eq "$h1" "$h2" "produce outage: nothing was appended to the dead-letter topic"
-assert_ge 10 $((dl2 - dl1)) "produce outage: the worker kept taking input and sent dead letters that were not acknowledged"
-itf_wait_log 30 "$log1" 'forward_retry' $((retries_before + 1))
-ok "produce outage: timed-out deliveries are sent again by the worker (forward_retry)"
-it_broker ctl clear-errors Produce
-it_wait_for 60 "the dead letters of the outage acknowledged" dlq_at_least $((h2 + dl2 - dl1))
-ok "after the produce outage the dead letters are acknowledged"
-
-# ---- 2. OffsetCommit failing ----
+# 1b. Two rebalances under load: commits go on through them.
 c0=$(itf_committed_sum assets.create)
-it_broker ctl push-errors OffsetCommit 27 4 # REBALANCE_IN_PROGRESS
-it_broker ctl push-errors OffsetCommit 16 4 # NOT_COORDINATOR
-itf_produce_file "$IT_DIR/part2.jsonl"
-itf_wait_log 60 "$log1" 'outcome=' $(($(itf_outcomes "$log1") + 400))
-it_wait_for 60 "offset commits succeed again after OffsetCommit errors" committed_at_least $((c0 + 300))
-ok "OffsetCommit errors: commits go through again afterwards"
+it_start_worker w1b
+itf_wait_log 60 "$IT_DIR/worker-w1b.log" 'partitions_assigned count=[1-9]' 1
+itf_wait_log 60 "$IT_DIR/worker-w1b.log" 'outcome=' 20
+it_stop_worker w1b TERM
+assert_eq 0 "$IT_RC" "the joining worker: SIGTERM exit 0"
+committed_at_least() { (($(itf_committed_sum assets.create) >= $1)); }
+it_wait_for 60 "offset commits after a join and a leave" committed_at_least $((c0 + 200))
+ok "a worker joined and left: commits go on"
 
-# The worker stops gracefully; the next one runs with the shipped delivery timeout.
+retries_before=$(grep -c 'forward_retry' "$log1" || true)
+fault_for "$IT_PID_w1" "$log1" 8 cut heal "every connection cut (proxy down)"
+assert_file_contains "$log1" "assignment_lost" "8 s cut: the session timed out (assignment lost) and the worker rejoined"
+if (($(grep -c 'forward_retry' "$log1" || true) > retries_before)); then
+	ok "8 s cut: timed-out deliveries were sent again by the worker (forward_retry)"
+else
+	echo "# 8 s cut: no forward was in flight when the connections were cut"
+fi
+ith_feed_wait p1 120
 it_stop_worker w1 TERM
 assert_eq 0 "$IT_RC" "worker 1: SIGTERM exit 0"
 sed -i '/message.timeout.ms/d' "$IT_CONFIG"
 
-# ---- 3. the broker down and back: 2 s (within session.timeout.ms, 6 s), then 8 s ----
+# ---- 2. worker 2: the broker killed and restarted, then frozen past the session timeout ----
 it_start_worker w2
 log2="$IT_DIR/worker-w2.log"
 itf_wait_log 60 "$log2" 'partitions_assigned count=[1-9]' 1
-ith_throttle 1
-ith_feed_start p3 "$IT_DIR/part3.jsonl" 10 0.1
-outage() { # SECONDS
-	local n fed down_at
-	fed=$(ith_feed_progress p3)
-	((fed < $(wc -l <"$IT_DIR/part3.jsonl") - 200)) || fail "the stream was nearly over before the broker went down ($fed fed)"
-	it_broker ctl broker-down all
-	echo "# broker down for $1 s after $(itf_outcomes "$log2") outcomes of worker 2, $fed records of part 3 fed"
-	down_at=$SECONDS
-	while ((SECONDS - down_at < $1)); do
-		itf_alive "$IT_PID_w2" || fail "the worker exited while the broker was down"
-		sleep 0.2
-	done
-	ok "the worker kept running while the broker was down for $1 s"
-	it_broker ctl broker-up all
-	n=$(itf_outcomes "$log2")
-	itf_wait_log 60 "$log2" 'outcome=' $((n + 150))
-	ok "after the broker came back ($1 s) the worker carries on"
-}
+ith_feed_start p2 "$IT_DIR/part2.jsonl" 20 0.1
 itf_wait_log 60 "$log2" 'outcome=' 200
-outage 2
-# Shorter than the session timeout: the worker keeps its partitions; whatever it forwarded
-# meanwhile is acknowledged once the broker is back. Delivery is at least once (SPEC 1): a
-# rejoin after failed heartbeats may redeliver from the last commit, which the database
-# resolves as replayed, so repeats are counted here, not forbidden; the accounting below is
-# what must be exact.
-assert_file_lacks "$log2" "assignment_lost" "2 s outage: the worker kept its assignment"
-echo "# 2 s outage: $(itf_outcomes "$log2" replayed) request(s) redelivered and resolved as replayed"
-assert_eq 0 "$(it_dump assets.create.dlq | itf_dlq_tsv | cut -f1 | sort | uniq -d | wc -l)" \
-	"2 s outage: no request dead-lettered twice so far"
-# Longer than the session timeout: the group drops the member, its partitions are revoked
-# as lost and what was not committed is delivered again. SPEC section 1: afterwards every
-# request is still accounted for exactly once (checked at the end).
-outage 8
-assert_file_contains "$log2" "assignment_lost" "8 s outage: the session timed out (assignment lost) and the worker rejoined"
+fault_for "$IT_PID_w2" "$log2" 1 kill_broker restart_broker "broker SIGKILLed, restarted on its log dir"
+fault_for "$IT_PID_w2" "$log2" 10 freeze thaw "broker frozen (SIGSTOP)"
 ith_throttle 0
-ith_feed_wait p3 90
-itf_wait_caught_up 90
+ith_feed_wait p2 120
+itf_wait_caught_up 120
 ok "every input and retry offset committed at the end"
 it_stop_worker w2 TERM
 assert_eq 0 "$IT_RC" "worker 2: SIGTERM exit 0"
@@ -161,9 +127,8 @@ ith_sampler_stop
 ith_check_samples "$samples"
 echo "# samples: $ITH_SAMPLES, sample/forward pairs: $ITH_PAIRS, violations: $ITH_VIOLATIONS, smallest gap: $ITH_MIN_GAP"
 assert_ge 50 "$ITH_SAMPLES" "committed offsets sampled throughout the run"
-assert_ge 50 "$ITH_PAIRS" "unacknowledged forwards seen by the samples"
+assert_ge 20 "$ITH_PAIRS" "unacknowledged forwards seen by the samples"
 assert_eq 0 "$ITH_VIOLATIONS" "no input offset was committed past a request whose retry or dead letter was not acknowledged"
-assert_eq 1 $((ITH_MIN_GAP <= 3)) "the commits went up to the unacknowledged forwards (smallest gap $ITH_MIN_GAP <= 3)"
 final=$(itf_committed_are_final)
 assert_match '^checked=[0-9]+ unfinal=0$' "$final" "every committed input record is final ($final)"
 assert_ge "$MARKERS" "$(it_dump assets.create.retry | jq -r 'select(.headers["x-error-class"] == "unique_violation") | .headers["x-original-offset"]' | wc -l)" \
@@ -173,8 +138,8 @@ assert_eq 0 "$(it_dump assets.create.dlq | jq -r '.headers["x-error-class"]' | g
 	"no dead letter of another class (retries_exhausted, transient, ...)"
 assert_eq 0 "$(it_sql "SELECT count(*) FROM (SELECT 1 FROM assets GROUP BY tenant_id, content_sha256 HAVING count(*) > 1) x")" \
 	"no (tenant_id, content_sha256) with two assets"
-# Requests redelivered after the lost assignment whose forwards were acknowledged resolve as
+# Requests redelivered after a lost assignment whose forwards were acknowledged resolve as
 # replayed from the topics: exactly one dead letter each (SPEC section 1).
-echo "# redelivered requests found already forwarded: $(grep -c 'outcome=replayed forwarded_to=' "$log2" || true)"
+echo "# redelivered requests found already forwarded: $(cat "$log1" "$log2" | grep -c 'outcome=replayed forwarded_to=' || true)"
 itf_account "$manifest" "after broker faults"
 it_done

@@ -3,12 +3,14 @@
 # never committed, is delivered again to the next owner: it must not be forwarded a second
 # time (SPEC 1: "accounted for exactly once ... in the dead-letter topic").
 #
-# Made deterministic: every OffsetCommit fails (the loopback broker's fault injection), so a
+# Made deterministic: every OffsetCommit fails (the mock cluster's fault injection, so this
+# test runs on librdkafka's mock cluster: a real broker refuses no chosen commit), so a
 # worker dead-letters and requeues its whole stream without committing anything, and is then
 # killed. The next worker is handed every record again; it reads the retry and dead-letter
 # topics (x-source-* headers name the record each forward was made from) and resolves the
 # ones forwarded already as replayed. (13 and 25 cover the same at random moments: SIGKILLs,
-# and partitions lost in rebalances.)
+# and partitions lost in rebalances, on the real broker.)
+IT_MOCK_BROKER=1
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_faults.sh"
 it_setup
