@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_spans.h"
 #include "utf8.h"
 
 enum field_kind { FIELD_STRING, FIELD_INTEGER, FIELD_OBJECT };
@@ -47,8 +48,17 @@ static const char *kind_name(enum field_kind k)
 	return k == FIELD_STRING ? "a string" : k == FIELD_INTEGER ? "an integer" : "an object";
 }
 
-static enum decode_status check_type_version(json_t *doc, char *reason, size_t reasonsz)
+/* Numbers are read as doubles (JSON_DECODE_INT_AS_REAL, so an integer of any size parses);
+ * whether one is an integer, and its value, come from the producer's own text. */
+static int is_integer(const json_t *v, struct json_span raw)
 {
+	return json_is_number(v) && json_span_is_integer(raw);
+}
+
+static enum decode_status check_type_version(json_t *doc, const char *text, size_t len,
+					     char *reason, size_t reasonsz)
+{
+	struct json_span raw_version = json_span_member(text, len, "version");
 	json_t *type = json_object_get(doc, "type");
 	json_t *version = json_object_get(doc, "version");
 
@@ -61,26 +71,39 @@ static enum decode_status check_type_version(json_t *doc, char *reason, size_t r
 			 json_string_value(type), ASSET_MESSAGE_TYPE);
 		return DECODE_UNSUPPORTED;
 	}
-	if (!version || !json_is_integer(version)) {
+	if (!version || !is_integer(version, raw_version)) {
 		snprintf(reason, reasonsz, "field \"version\" %s",
 			 version ? "must be an integer" : "is missing");
 		return DECODE_MALFORMED;
 	}
-	if (json_integer_value(version) != ASSET_MESSAGE_VERSION) {
-		snprintf(reason, reasonsz, "unsupported version %lld of %s (expected %d)",
-			 (long long)json_integer_value(version), ASSET_MESSAGE_TYPE,
-			 ASSET_MESSAGE_VERSION);
+	if (raw_version.len != 1 || raw_version.start[0] != '0' + ASSET_MESSAGE_VERSION) {
+		snprintf(reason, reasonsz, "unsupported version %.*s of %s (expected %d)",
+			 (int)(raw_version.len < 40 ? raw_version.len : 40), raw_version.start,
+			 ASSET_MESSAGE_TYPE, ASSET_MESSAGE_VERSION);
 		return DECODE_UNSUPPORTED;
 	}
 	return DECODE_OK;
 }
 
-static enum decode_status read_fields(json_t *doc, struct asset_request *out, char *reason,
-				      size_t reasonsz)
+/* A NUL-terminated copy of a value's text as the producer wrote it. */
+static char *raw_copy(struct json_span raw)
+{
+	char *s = malloc(raw.len + 1);
+	if (s) {
+		memcpy(s, raw.start, raw.len);
+		s[raw.len] = '\0';
+	}
+	return s;
+}
+
+static enum decode_status read_fields(json_t *doc, const char *text, size_t len,
+				      struct asset_request *out, char *reason, size_t reasonsz)
 {
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
 		json_t *v = json_object_get(doc, fields[i].name);
 		const char **slot = (const char **)((char *)out + fields[i].offset);
+		struct json_span raw;
+		char **owned;
 		if (!v || json_is_null(v))
 			continue;
 		switch (fields[i].kind) {
@@ -90,22 +113,21 @@ static enum decode_status read_fields(json_t *doc, struct asset_request *out, ch
 			*slot = json_string_value(v);
 			break;
 		case FIELD_INTEGER:
-			if (!json_is_integer(v))
-				goto wrong_type;
-			snprintf(out->size_buf, sizeof out->size_buf, "%lld",
-				 (long long)json_integer_value(v));
-			*slot = out->size_buf;
-			break;
 		case FIELD_OBJECT:
-			if (!json_is_object(v))
+			/* Passed on as the producer's text: PostgreSQL's casts (::bigint, ::jsonb)
+			 * keep every digit, or refuse the value with its own SQLSTATE (22003). */
+			raw = json_span_member(text, len, fields[i].name);
+			if (fields[i].kind == FIELD_INTEGER ? !is_integer(v, raw) : !json_is_object(v))
 				goto wrong_type;
-			out->owned_metadata = json_dumps(v, JSON_COMPACT);
-			if (!out->owned_metadata) {
-				snprintf(reason, reasonsz, "field \"%s\" cannot be serialized",
+			owned = fields[i].kind == FIELD_INTEGER ? &out->owned_size_bytes
+								: &out->owned_metadata;
+			*owned = raw_copy(raw);
+			if (!*owned) {
+				snprintf(reason, reasonsz, "out of memory reading field \"%s\"",
 					 fields[i].name);
 				return DECODE_MALFORMED;
 			}
-			*slot = out->owned_metadata;
+			*slot = *owned;
 			break;
 		}
 		continue;
@@ -130,9 +152,10 @@ static enum decode_status decode(const void *value, size_t len, struct asset_req
 		snprintf(reason, reasonsz, "empty message value");
 		return DECODE_MALFORMED;
 	}
-	/* Jansson validates UTF-8, rejects NUL (\u0000 and raw), integers beyond int64 and
-	 * nesting deeper than its parser limit; duplicate keys would make the meaning ambiguous. */
-	doc = json_loadb(value, len, JSON_REJECT_DUPLICATES, &jerr);
+	/* Jansson validates UTF-8, rejects NUL (\u0000 and raw), numbers beyond a double's range
+	 * (1e400) and nesting deeper than its parser limit; duplicate keys would make the meaning
+	 * ambiguous. Integers of any size parse (as doubles, never used as values). */
+	doc = json_loadb(value, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
 	if (!doc) {
 		snprintf(reason, reasonsz, "invalid JSON at line %d column %d: %s", jerr.line,
 			 jerr.column, jerr.text);
@@ -149,10 +172,10 @@ static enum decode_status decode(const void *value, size_t len, struct asset_req
 	if (rid && json_is_string(rid))
 		out->request_id = json_string_value(rid);
 
-	st = check_type_version(doc, reason, reasonsz);
+	st = check_type_version(doc, value, len, reason, reasonsz);
 	if (st != DECODE_OK)
 		return st;
-	return read_fields(doc, out, reason, reasonsz);
+	return read_fields(doc, value, len, out, reason, reasonsz);
 }
 
 enum decode_status asset_message_decode(const void *value, size_t len, struct asset_request *out,
@@ -170,6 +193,7 @@ void asset_request_clear(struct asset_request *req)
 	if (!req)
 		return;
 	free(req->owned_metadata);
+	free(req->owned_size_bytes);
 	json_decref((json_t *)req->doc);
 	memset(req, 0, sizeof *req);
 }

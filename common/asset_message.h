@@ -30,9 +30,9 @@ struct asset_request {
 	const char *mime_type;
 	const char *storage_uri;
 	const char *metadata;
-	void *doc;            /* json_t *, the parsed document */
-	char size_buf[24];    /* size_bytes in decimal */
-	char *owned_metadata; /* metadata serialized for jsonb */
+	void *doc;              /* json_t *, the parsed document */
+	char *owned_size_bytes; /* size_bytes: the producer's digits */
+	char *owned_metadata;   /* metadata: the producer's JSON text of the object */
 };
 
 /* Decodes `len` bytes. On DECODE_OK `out` holds the request (clear it with
