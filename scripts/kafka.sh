@@ -218,9 +218,11 @@ cmd_start() {
 	if [[ ! -f "$run_dir/data/meta.properties" ]]; then
 		write_properties
 		local cluster_id
+		# 16 random bytes in URL-safe base64, as Kafka's own random-uuid prints (it may begin
+		# with '-', hence --cluster-id=).
 		cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
 		"$java" -cp "$cp" -Dlog4j2.configurationFile="$here/kafka/log4j2.properties" \
-			kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" -c "$props" \
+			kafka.tools.StorageTool format --ignore-formatted --cluster-id="$cluster_id" -c "$props" \
 			>>"$log_file" 2>&1 || die "formatting the log dir failed; see $log_file"
 	fi
 	local bport

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The second command of the README, and what CI runs (.ci/run): installs what is missing,
 # builds, and runs every test (unit tests, then the integration tests against the real
-# PostgreSQL and the loopback broker), first in a debug build, then again under
+# PostgreSQL and a real Apache Kafka broker per test), first in a debug build, then again under
 # AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer), then the libFuzzer targets
 # for a bounded time.
 #
@@ -14,6 +14,8 @@ repo="$(cd "$here/.." && pwd)"
 jobs="$(nproc)"
 
 "$here/install-deps.sh"
+# Apache Kafka's jars from Maven Central, once (cached): a failure shows here, in one line.
+"$here/kafka.sh" fetch
 
 export AW_IT_PG_RUN="$repo/.run/it-pg"
 stop_pg() { AW_RUN_DIR="$AW_IT_PG_RUN" AW_PG_PORT="${AW_IT_PG_PORT:-55442}" "$here/pg.sh" stop >/dev/null 2>&1 || true; }

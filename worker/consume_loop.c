@@ -20,6 +20,8 @@
 #define POLL_MS 100
 #define REVOKE_FLUSH_MS 10000   /* how long a revoke waits for retry/DLQ acknowledgements */
 #define SHUTDOWN_FLUSH_MS 30000 /* same at a graceful stop (a second signal cuts it short) */
+#define REVOKE_COMMIT_MS 10000  /* how long a revoke waits for its commit to be answered */
+#define CLOSE_MS 30000          /* how long a graceful stop waits to leave the group */
 #define DRAIN_SETTLE_MS 1500    /* --drain: caught up this long, with no rebalance, to exit */
 #define RETRY_HOLD_MAX 10000    /* retries waiting in memory before the retry topic pauses */
 #define GAUGES_EVERY_MS 5000    /* consumer lag and the other gauges of /metrics */
@@ -216,13 +218,20 @@ static void on_assign(struct worker *w, rd_kafka_topic_partition_list_t *parts)
 	metrics_add_gauge(METRICS_ASSIGNED_PARTITIONS, parts->cnt);
 }
 
+/* Whether a wait may go on: not after a second signal. */
+static int not_fast_exit(void *arg)
+{
+	return worker_stage(arg) != STAGE_FAST_EXIT;
+}
+
 static void on_revoke(struct worker *w, rd_kafka_topic_partition_list_t *parts)
 {
 	if (!rd_kafka_assignment_lost(w->consumer)) {
 		/* Let acknowledgements in flight complete their offsets, then commit what is
 		 * final before another worker takes over. */
 		await_forwarded(w, REVOKE_FLUSH_MS);
-		offset_commits_sync(&w->commits, w->consumer, w->ledger, parts);
+		offset_commits_sync(&w->commits, w->consumer, w->ledger, parts, REVOKE_COMMIT_MS,
+				    not_fast_exit, w);
 	} else {
 		metrics_set_gauge(METRICS_GROUP_JOINED, 0);
 		log_warn("assignment_lost", LOG_S("reason", "partitions were taken away without a "
@@ -749,6 +758,52 @@ static void await_forwarded(struct worker *w, int ms)
 		forwarder_poll(&w->fwd, POLL_MS);
 }
 
+/* Commits what is final and leaves the group (the revoke callback runs), then destroys the
+ * consumer. Not rd_kafka_consumer_close(): it waits for the group coordinator without a
+ * deadline, and a broker that keeps its connections open but never answers (frozen) would
+ * hold the worker forever, second signal or not. */
+static rd_kafka_t *abandoned_consumer;
+
+static void consumer_close(struct worker *w)
+{
+	rd_kafka_queue_t *q = rd_kafka_queue_new(w->consumer);
+	rd_kafka_error_t *error = rd_kafka_consumer_close_queue(w->consumer, q);
+	int64_t deadline = clock_mono_ms() + CLOSE_MS;
+	int closed = 0;
+
+	if (error) {
+		log_error("consumer_close_failed", LOG_S("error", rd_kafka_error_string(error)));
+		rd_kafka_error_destroy(error);
+	} else {
+		while (!(closed = rd_kafka_consumer_closed(w->consumer)) && not_fast_exit(w) &&
+		       clock_mono_ms() < deadline) {
+			rd_kafka_event_t *ev = rd_kafka_queue_poll(q, POLL_MS);
+			if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+				rebalance_cb(w->consumer, rd_kafka_event_error(ev),
+					     (rd_kafka_topic_partition_list_t *)
+						     rd_kafka_event_topic_partition_list(ev),
+					     w);
+			if (ev)
+				rd_kafka_event_destroy(ev);
+		}
+		if (!closed)
+			log_warn("consumer_close_abandoned",
+				 LOG_S("reason", not_fast_exit(w) ? "no answer from the group "
+								    "coordinator"
+								  : "second signal"));
+	}
+	rd_kafka_queue_destroy(q);
+	if (closed) {
+		rd_kafka_destroy(w->consumer);
+		return;
+	}
+	/* librdkafka 2.0.2 cannot destroy a consumer whose close has begun until the
+	 * coordinator answers (its main thread spins, and rd_kafka_destroy joins it), so the
+	 * handle is left to the process's exit; kept reachable, so it is not reported as a leak.
+	 * Its offsets stay uncommitted: the records come back to the next owner. */
+	abandoned_consumer = w->consumer;
+}
+
 void worker_cleanup(struct worker *w)
 {
 	if (w->consumer) {
@@ -760,9 +815,7 @@ void worker_cleanup(struct worker *w)
 		retry_delay_cleanup(&w->delayed);
 		if (!fast && !w->fatal)
 			await_forwarded(w, SHUTDOWN_FLUSH_MS);
-		/* Commits what is final, leaves the group (revoke callback runs). */
-		rd_kafka_consumer_close(w->consumer);
-		rd_kafka_destroy(w->consumer);
+		consumer_close(w);
 		w->consumer = NULL;
 	}
 	forwarder_cleanup(&w->fwd, 0);

@@ -79,10 +79,11 @@ static void add_with_floors(rd_kafka_topic_partition_list_t *out,
 
 /* Commits the partitions of `which` (NULL: all known) whose offset moved, or all of them
  * when `all`. */
-static void commit(struct offset_commits *c, rd_kafka_t *consumer,
-		   const struct forward_ledger *ledger,
-		   const rd_kafka_topic_partition_list_t *which, int all, int async)
+static int commit(struct offset_commits *c, rd_kafka_t *consumer,
+		  const struct forward_ledger *ledger,
+		  const rd_kafka_topic_partition_list_t *which, int all, rd_kafka_queue_t *replyq)
 {
+	int sent = 0;
 	rd_kafka_topic_partition_list_t *out = rd_kafka_topic_partition_list_new(c->next->cnt + 1);
 
 	for (int i = 0; i < c->next->cnt; i++) {
@@ -96,7 +97,11 @@ static void commit(struct offset_commits *c, rd_kafka_t *consumer,
 			add_with_floors(out, ledger, n->topic, n->partition, n->offset);
 	}
 	if (out->cnt > 0) {
-		rd_kafka_resp_err_t err = rd_kafka_commit(consumer, out, async);
+		/* With a reply queue the answer comes there; without, to the commit callback. */
+		rd_kafka_resp_err_t err = replyq ? rd_kafka_commit_queue(consumer, out, replyq,
+									   NULL, NULL)
+						 : rd_kafka_commit(consumer, out, 1);
+		sent = !err;
 		if (err)
 			log_warn("commit_failed", LOG_S("error", rd_kafka_err2str(err)));
 		/* Sent; whether it landed is the callback's to say (a failure is retried when the
@@ -106,6 +111,7 @@ static void commit(struct offset_commits *c, rd_kafka_t *consumer,
 				 out->elems[i].offset);
 	}
 	rd_kafka_topic_partition_list_destroy(out);
+	return sent;
 }
 
 void offset_commits_tick(struct offset_commits *c, rd_kafka_t *consumer,
@@ -116,7 +122,7 @@ void offset_commits_tick(struct offset_commits *c, rd_kafka_t *consumer,
 
 	if (!c->soon && !refresh && now - c->last_ms < COMMIT_INTERVAL_MS)
 		return;
-	commit(c, consumer, ledger, NULL, refresh, 1);
+	commit(c, consumer, ledger, NULL, refresh, NULL);
 	c->soon = 0;
 	c->last_ms = now;
 	if (refresh)
@@ -124,10 +130,33 @@ void offset_commits_tick(struct offset_commits *c, rd_kafka_t *consumer,
 }
 
 void offset_commits_sync(struct offset_commits *c, rd_kafka_t *consumer,
-			 const struct forward_ledger *ledger,
-			 const rd_kafka_topic_partition_list_t *parts)
+			 struct forward_ledger *ledger, const rd_kafka_topic_partition_list_t *parts,
+			 int timeout_ms, int (*keep_waiting)(void *), void *arg)
 {
-	commit(c, consumer, ledger, parts, 0, 0);
+	/* Not rd_kafka_commit(..., async=0): it waits without a deadline, and a coordinator
+	 * that keeps the connection open but never answers (a frozen broker) holds it forever. */
+	rd_kafka_queue_t *replyq = rd_kafka_queue_new(consumer);
+	int64_t deadline = clock_mono_ms() + timeout_ms;
+	int answered = 0;
+
+	if (commit(c, consumer, ledger, parts, 0, replyq)) {
+		while (!answered && clock_mono_ms() < deadline && keep_waiting(arg)) {
+			rd_kafka_event_t *ev = rd_kafka_queue_poll(replyq, 100);
+			if (!ev)
+				continue;
+			if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT) {
+				offset_commits_landed(c, ledger, rd_kafka_event_error(ev),
+						      rd_kafka_event_topic_partition_list(ev));
+				answered = 1;
+			}
+			rd_kafka_event_destroy(ev);
+		}
+		if (!answered)
+			log_warn("commit_unanswered",
+				 LOG_S("reason", "no answer from the group coordinator; offsets "
+						 "not known to be committed are redelivered"));
+	}
+	rd_kafka_queue_destroy(replyq);
 }
 
 void offset_commits_landed(struct offset_commits *c, struct forward_ledger *ledger,

@@ -43,10 +43,11 @@ void offset_commits_forget(struct offset_commits *c, const char *topic, int32_t 
 /* Commits what is due (see above); asynchronously. */
 void offset_commits_tick(struct offset_commits *c, rd_kafka_t *consumer,
 			 const struct forward_ledger *ledger);
-/* Commits the given partitions now and waits for the answer. */
+/* Commits the given partitions now and waits for the answer: at most `timeout_ms`, and
+ * only while keep_waiting(arg) is true (a second signal ends the wait). */
 void offset_commits_sync(struct offset_commits *c, rd_kafka_t *consumer,
-			 const struct forward_ledger *ledger,
-			 const rd_kafka_topic_partition_list_t *parts);
+			 struct forward_ledger *ledger, const rd_kafka_topic_partition_list_t *parts,
+			 int timeout_ms, int (*keep_waiting)(void *), void *arg);
 
 /* The offset-commit callback's work: forwards of committed offsets are no longer needed; a
  * commit that failed is sent again at the next tick. */
