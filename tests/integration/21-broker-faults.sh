@@ -126,7 +126,7 @@ ith_sampler_stop
 # ---- the property and the accounting ----
 ith_check_samples "$samples"
 echo "# samples: $ITH_SAMPLES, sample/forward pairs: $ITH_PAIRS, violations: $ITH_VIOLATIONS, smallest gap: $ITH_MIN_GAP"
-assert_ge 50 "$ITH_SAMPLES" "committed offsets sampled throughout the run"
+assert_ge 20 "$ITH_SAMPLES" "committed offsets sampled throughout the run"
 assert_ge 20 "$ITH_PAIRS" "unacknowledged forwards seen by the samples"
 assert_eq 0 "$ITH_VIOLATIONS" "no input offset was committed past a request whose retry or dead letter was not acknowledged"
 final=$(itf_committed_are_final)

@@ -37,6 +37,9 @@ C_SHA=9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 verdict() {
 	case "$1" in
 	bad_uuid_text | sql_in_every_string) echo data_exception ;; # a uuid field holds text: 22P02
+	size_bytes_beyond_int64 | size_bytes_int64_max_plus_1 | size_bytes_int64_min_minus_1)
+		echo data_exception # past bigint: 22003
+		;;
 	every_field_null | name_missing | name_null | request_id_missing) echo not_null_violation ;;
 	name_2000_chars | name_empty | sha256_short | sha256_uppercase | size_bytes_int64_min | size_bytes_negative)
 		echo check_violation
