@@ -162,6 +162,8 @@ static const char *config_suggest_key(const char *key)
 
 	for (size_t i = 0; i < config_nparams; i++) {
 		const char *k = config_params[i].key;
+		if (!strchr(k, '.'))
+			continue; /* a top-level value (classify) is no key's neighbour */
 		size_t d = strcmp(strchr(k, '.') + 1, leaf) ? config_distance(key, k) : 1;
 		if (d <= bestd && (!best || d < bestd)) {
 			best = k;
@@ -181,6 +183,13 @@ static int config_section_exists(const char *name)
 	return 0;
 }
 
+/* A top-level key that is itself a value (classify), not a section. */
+static const struct config_param *config_top_level_param(const char *name)
+{
+	const struct config_param *p = config_param_find(name);
+	return p && !strchr(p->key, '.') ? p : NULL;
+}
+
 static const char *config_suggest_section(const char *name, char *buf, size_t size)
 {
 	const char *best = NULL;
@@ -188,7 +197,8 @@ static const char *config_suggest_section(const char *name, char *buf, size_t si
 
 	for (size_t i = 0; i < config_nparams; i++) {
 		const char *k = config_params[i].key;
-		snprintf(buf, size, "%.*s", (int)(strchr(k, '.') - k), k);
+		const char *dot = strchr(k, '.');
+		snprintf(buf, size, "%.*s", (int)(dot ? dot - k : (long)strlen(k)), k);
 		size_t d = config_distance(name, buf);
 		if (d <= bestd && (!best || d < bestd)) {
 			best = k;
@@ -197,7 +207,8 @@ static const char *config_suggest_section(const char *name, char *buf, size_t si
 	}
 	if (!best)
 		return NULL;
-	snprintf(buf, size, "%.*s", (int)(strchr(best, '.') - best), best);
+	const char *dot = strchr(best, '.');
+	snprintf(buf, size, "%.*s", (int)(dot ? dot - best : (long)strlen(best)), best);
 	return buf;
 }
 
@@ -229,7 +240,8 @@ static void config_free_properties(struct config_property *props, size_t n)
 	free(props);
 }
 
-/* kafka.properties: a flat mapping of scalars, kept as text in file order. */
+/* kafka.properties, classify: a flat mapping of scalars, kept as text in file order, each
+ * entry checked by the table's check_entry. */
 static int config_load_map(struct config_loader *ld, const struct config_param *p,
 			   yaml_node_t *node)
 {
@@ -291,6 +303,18 @@ static int config_load_map(struct config_loader *ld, const struct config_param *
 		if (config_expand_scalar(ld, full, v, &text) < 0) {
 			rc = -1;
 			continue;
+		}
+		if (p->check_entry) {
+			char why[CONFIG_MSG_MAX / 2];
+			int bad = p->check_entry(name, text, why, sizeof why);
+			if (bad) {
+				config_error(ld, bad == CONFIG_ENTRY_BAD_KEY ? k->start_mark
+									     : v->start_mark,
+					     "%s: %s", full, why);
+				free(text);
+				rc = -1;
+				continue;
+			}
 		}
 		props[n].value = text;
 		props[n].key = strdup(name);
@@ -413,6 +437,10 @@ static void config_load_root(struct config_loader *ld, yaml_node_t *root)
 				     first->start_mark.line + 1);
 			continue;
 		}
+		if (config_top_level_param(name)) {
+			config_load_value(ld, config_top_level_param(name), v);
+			continue;
+		}
 		if (!config_section_exists(name)) {
 			hint = config_suggest_section(name, buf, sizeof buf);
 			config_error(ld, k->start_mark, "unknown section \"%.150s\"%s%s%s", name,
@@ -441,6 +469,41 @@ static yaml_mark_t config_conflict_mark(const struct config_loader *ld, size_t a
 }
 
 /* Rules between keys; each checked only when both keys are valid on their own. */
+/* postgres.conninfo must be one libpq can parse, or `run` would fail at its first connect.
+ * libpq's message quotes the offending part, which may be a password: quotes are blanked. */
+static void config_check_conninfo(struct config_loader *ld)
+{
+	size_t i = config_index("postgres.conninfo");
+	char *err = NULL;
+	PQconninfoOption *opts;
+
+	if (ld->state[i] == CONFIG_STATE_BAD || !ld->cfg->postgres.conninfo)
+		return;
+	opts = PQconninfoParse(ld->cfg->postgres.conninfo, &err);
+	if (!opts) {
+		char msg[CONFIG_MSG_MAX / 2];
+		size_t o = 0;
+		int quoted = 0;
+		for (const char *c = err ? err : "out of memory"; *c && o + 4 < sizeof msg; c++) {
+			if (*c == '"') {
+				quoted = !quoted;
+				if (quoted) {
+					memcpy(msg + o, "\"...", 4);
+					o += 4;
+				} else {
+					msg[o++] = '"';
+				}
+			} else if (!quoted && *c != '\n') {
+				msg[o++] = *c;
+			}
+		}
+		msg[o] = '\0';
+		config_error(ld, ld->marks[i], "postgres.conninfo: libpq cannot parse it: %s", msg);
+	}
+	PQconninfoFree(opts);
+	PQfreemem(err);
+}
+
 static void config_check(struct config_loader *ld)
 {
 	static const char *const topics[] = { "kafka.input_topic", "kafka.retry_topic",
@@ -455,6 +518,7 @@ static void config_check(struct config_loader *ld)
 			     "retry.max_backoff_ms (%d) must be >= retry.initial_backoff_ms (%d)",
 			     cfg->retry.max_backoff_ms, cfg->retry.initial_backoff_ms);
 
+	config_check_conninfo(ld);
 	for (size_t i = 0; i < 3; i++)
 		for (size_t j = i + 1; j < 3; j++) {
 			const struct config_param *a = config_param_find(topics[i]);

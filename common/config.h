@@ -35,7 +35,11 @@ struct config {
 		int max_backoff_ms;
 		double multiplier;
 		int max_attempts;
+		int max_in_place_attempts;
 	} retry;
+	/* classify: SQLSTATE or class -> transient | requeue | dead_letter, in file order. */
+	struct config_property *classify;
+	size_t nclassify;
 	struct {
 		enum log_level level;
 		enum log_format format;

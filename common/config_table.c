@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "listen_addr.h"
+#include "sqlstate.h"
 #include "log.h"
 
 static const char *const config_level_values[] = { "debug", "info", "warn", "error", NULL };
@@ -26,53 +29,78 @@ static int config_parse_format(const char *s, void *field)
 /* config_param_equal compares enum fields bytewise. */
 _Static_assert(sizeof(enum log_level) == sizeof(enum log_format), "enum fields differ in size");
 
+/* kafka.properties: librdkafka itself says whether it knows the property and takes the value. */
+static int check_kafka_property(const char *key, const char *value, char *err, size_t errsize)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, key, value, err, errsize);
+
+	rd_kafka_conf_destroy(conf);
+	return res == RD_KAFKA_CONF_OK ? 0
+	       : res == RD_KAFKA_CONF_UNKNOWN ? CONFIG_ENTRY_BAD_KEY
+					      : CONFIG_ENTRY_BAD_VALUE;
+}
+
+static int check_classify(const char *key, const char *value, char *err, size_t errsize)
+{
+	if (classify_override_check(key, "transient", err, errsize) < 0)
+		return CONFIG_ENTRY_BAD_KEY;
+	return classify_override_check(key, value, err, errsize) < 0 ? CONFIG_ENTRY_BAD_VALUE : 0;
+}
+
 #define F(member) offsetof(struct config, member)
 #define R CONFIG_RELOADABLE
 #define NE CONFIG_NONEMPTY
 
 const struct config_param config_params[] = {
 	{ "kafka.brokers", CONFIG_T_STRING, "localhost:9092", 0, 0, NULL, NULL, NE,
-	  "bootstrap brokers, host:port[,host:port...]", F(kafka.brokers), 0 },
+	  "bootstrap brokers, host:port[,host:port...]", F(kafka.brokers), 0, NULL },
 	{ "kafka.group_id", CONFIG_T_STRING, "asset-workers", 0, 0, NULL, NULL, NE,
-	  "consumer group of all workers", F(kafka.group_id), 0 },
+	  "consumer group of all workers", F(kafka.group_id), 0, NULL },
 	{ "kafka.input_topic", CONFIG_T_STRING, "assets.create", 0, 0, NULL, NULL, NE,
-	  "topic of create requests", F(kafka.input_topic), 0 },
+	  "topic of create requests", F(kafka.input_topic), 0, NULL },
 	{ "kafka.retry_topic", CONFIG_T_STRING, "assets.create.retry", 0, 0, NULL, NULL, NE,
-	  "topic of requests waiting for a retry", F(kafka.retry_topic), 0 },
+	  "topic of requests waiting for a retry", F(kafka.retry_topic), 0, NULL },
 	{ "kafka.dlq_topic", CONFIG_T_STRING, "assets.create.dlq", 0, 0, NULL, NULL, NE,
-	  "dead-letter topic of requests that will never succeed", F(kafka.dlq_topic), 0 },
+	  "dead-letter topic of requests that will never succeed", F(kafka.dlq_topic), 0, NULL },
 	{ "kafka.properties", CONFIG_T_STRING_MAP, "", 0, 0, NULL, NULL, 0,
 	  "librdkafka properties passed as is (security.protocol, sasl.*, ssl.*)",
-	  F(kafka.properties), F(kafka.nproperties) },
+	  F(kafka.properties), F(kafka.nproperties), check_kafka_property },
 	{ "postgres.conninfo", CONFIG_T_STRING, "postgresql:///assets", 0, 0, NULL, NULL,
 	  NE | CONFIG_SECRET, "libpq connection string or URI (secret: never logged)",
-	  F(postgres.conninfo), 0 },
+	  F(postgres.conninfo), 0, NULL },
 	{ "postgres.statement_timeout_ms", CONFIG_T_INT, "5000", 0, 3600000, NULL, NULL, 0,
-	  "statement_timeout of the worker's session, 0 = none", F(postgres.statement_timeout_ms),
-	  0 },
+	  "statement_timeout of the worker's session, 0 = none", F(postgres.statement_timeout_ms), 0, NULL },
 	{ "postgres.batch_size", CONFIG_T_INT, "50", 1, 64, NULL, NULL, 0,
 	  "most requests per transaction (each still settled on its own), 1 = one each",
-	  F(postgres.batch_size), 0 },
+	  F(postgres.batch_size), 0, NULL },
 	{ "retry.initial_backoff_ms", CONFIG_T_INT, "100", 1, 3600000, NULL, NULL, R,
-	  "delay before the first retry", F(retry.initial_backoff_ms), 0 },
+	  "delay before the first retry", F(retry.initial_backoff_ms), 0, NULL },
 	{ "retry.max_backoff_ms", CONFIG_T_INT, "30000", 1, 86400000, NULL, NULL, R,
-	  "upper bound of the delay, >= initial_backoff_ms", F(retry.max_backoff_ms), 0 },
+	  "upper bound of the delay, >= initial_backoff_ms", F(retry.max_backoff_ms), 0, NULL },
 	{ "retry.multiplier", CONFIG_T_DOUBLE, "2.0", 1.0, 100.0, NULL, NULL, R,
-	  "delay growth factor per attempt", F(retry.multiplier), 0 },
+	  "delay growth factor per attempt", F(retry.multiplier), 0, NULL },
 	{ "retry.max_attempts", CONFIG_T_INT, "5", 1, 1000, NULL, NULL, R,
-	  "attempts before a request goes to the dead-letter topic", F(retry.max_attempts), 0 },
+	  "attempts before a request goes to the dead-letter topic", F(retry.max_attempts), 0, NULL },
+	{ "retry.max_in_place_attempts", CONFIG_T_INT, "20", 1, 1000000, NULL, NULL, R,
+	  "transient failures of one request, while others commit, before it takes the requeue "
+	  "path",
+	  F(retry.max_in_place_attempts), 0, NULL },
+	{ "classify", CONFIG_T_STRING_MAP, "", 0, 0, NULL, NULL, R,
+	  "SQLSTATE or class -> transient | requeue | dead_letter, over the built-in rules",
+	  F(classify), F(nclassify), check_classify },
 	{ "log.level", CONFIG_T_ENUM, "info", 0, 0, config_level_values, config_parse_level, R,
-	  "lowest level written", F(log.level), 0 },
+	  "lowest level written", F(log.level), 0, NULL },
 	{ "log.format", CONFIG_T_ENUM, "json", 0, 0, config_format_values, config_parse_format,
-	  R, "one line per event, as JSON or key=value text", F(log.format), 0 },
+	  R, "one line per event, as JSON or key=value text", F(log.format), 0, NULL },
 	{ "log.summary_interval_ms", CONFIG_T_INT, "10000", 0, 86400000, NULL, NULL, R,
-	  "period of the counters summary line, 0 = off", F(log.summary_interval_ms), 0 },
+	  "period of the counters summary line, 0 = off", F(log.summary_interval_ms), 0, NULL },
 	{ "worker.id", CONFIG_T_STRING, "", 0, 0, NULL, NULL, 0,
-	  "x-worker-id of this process; empty = <hostname>-<pid>", F(worker.id), 0 },
+	  "x-worker-id of this process; empty = <hostname>-<pid>", F(worker.id), 0, NULL },
 	{ "metrics.listen", CONFIG_T_STRING, "", 0, 0, NULL, NULL, CONFIG_LISTEN,
 	  "HTTP address of /metrics /healthz /readyz: host:port, [v6]:port or :port (port "
 	  "0..65535); empty = off",
-	  F(metrics.listen), 0 },
+	  F(metrics.listen), 0, NULL },
 };
 
 #undef F

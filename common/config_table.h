@@ -21,7 +21,7 @@ enum config_type {
 #define CONFIG_LISTEN 0x8u     /* CONFIG_T_STRING: "" or host:port, [v6]:port, :port */
 
 struct config_param {
-	const char *key; /* "section.name" */
+	const char *key; /* "section.name", or "name" for a mapping at the top level */
 	enum config_type type;
 	const char *def; /* default, as it would be written in the file */
 	double min, max; /* CONFIG_T_INT, CONFIG_T_DOUBLE */
@@ -31,7 +31,13 @@ struct config_param {
 	const char *description;
 	size_t offset;	     /* of the field in struct config */
 	size_t count_offset; /* CONFIG_T_STRING_MAP: of its size_t count */
+	/* CONFIG_T_STRING_MAP: checks one entry; 0 when valid, else CONFIG_ENTRY_BAD_KEY or
+	 * CONFIG_ENTRY_BAD_VALUE (where the error points) with the reason in err. */
+	int (*check_entry)(const char *key, const char *value, char *err, size_t errsize);
 };
+
+#define CONFIG_ENTRY_BAD_KEY 1
+#define CONFIG_ENTRY_BAD_VALUE 2
 
 extern const struct config_param config_params[];
 extern const size_t config_nparams;

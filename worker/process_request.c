@@ -1,5 +1,6 @@
 #include "process_request.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,11 @@ struct pending {
 	struct request_entry *e;
 	struct asset_request req;
 	const char *rid;
+	/* Transient failures of this request while other requests committed: its own problem,
+	 * not the database's (SPEC 1, retry.max_in_place_attempts). */
+	int own_failures;
+	uint64_t commits_at_failure; /* run_transactions' commit count at its first failure */
+	int failed_before;
 };
 
 static const char *nonempty(const char *s) { return s && *s ? s : NULL; }
@@ -66,6 +72,11 @@ static void committed(struct worker *w, const struct pending *p, const struct as
 }
 
 /* A request the database refused for its own sake: requeue or dead-letter it. */
+static struct error_class classify(const struct worker *w, const char *sqlstate)
+{
+	return classify_sqlstate(sqlstate, w->cfg->classify, w->cfg->nclassify);
+}
+
 static void settle_refused(struct worker *w, struct pending *p, const struct pg_error *err,
 			   struct error_class cls)
 {
@@ -140,6 +151,42 @@ int process_request_connect(struct worker *w)
 	}
 }
 
+/* A transient failure that one request caused: counts toward retry.max_in_place_attempts
+ * once other requests have committed since its first failure (the database works, this
+ * request does not). Returns 1 when the request has had its tries and must take the
+ * requeue path. */
+static int own_failure(struct worker *w, struct pending *p, uint64_t commits)
+{
+	if (!p->failed_before) {
+		p->failed_before = 1;
+		p->commits_at_failure = commits;
+	}
+	if (commits > p->commits_at_failure)
+		p->own_failures++;
+	return p->own_failures >= w->cfg->retry.max_in_place_attempts;
+}
+
+/* Takes p[i] out of the in-place loop onto the requeue path (backoff, then
+ * retries_exhausted), keeping its SQLSTATE for the headers. */
+static void take_out_of_place(struct worker *w, struct pending *p, const struct pg_error *err,
+			      struct error_class cls)
+{
+	log_warn("request_failing_alone", REQUEST_FIELDS(p->e, p->rid), LOG_S("error_class", cls.name),
+		 LOG_S("sqlstate", nonempty(err->sqlstate)), LOG_I("tries", p->own_failures),
+		 LOG_S("reason", "other requests commit while this one keeps failing"));
+	cls.action = ACTION_REQUEUE;
+	settle_refused(w, p, err, cls);
+	asset_request_clear(&p->req);
+}
+
+/* Moves p[i] to the end of p[0..n), so the others run before it again. */
+static void rotate_to_end(struct pending **p, size_t n, size_t i)
+{
+	struct pending *x = p[i];
+	memmove(p + i, p + i + 1, (n - i - 1) * sizeof *p);
+	p[n - 1] = x;
+}
+
 /* Runs the decoded requests until each is committed or settled alone. `p` lists those still
  * to run (pointers: a request's fields point into its own struct, which must not move).
  * Returns how many are left unsettled (handed back because the worker is stopping). */
@@ -148,10 +195,13 @@ static size_t run_transactions(struct worker *w, struct pending **p, size_t n, s
 	static struct asset_tx_item items[ASSET_TX_BATCH_MAX]; /* ~80 KiB: not on the stack */
 	/* After a failure that is no single request's fault, go one by one to find out whose. */
 	int one_by_one = 0;
+	/* The last request failed alone: run the others without it first. */
+	int hold_last = 0;
 	int tries = 0;
+	uint64_t commits = 0;
 
 	while (n > 0) {
-		size_t batch = one_by_one ? 1 : n, failed;
+		size_t batch = one_by_one ? 1 : hold_last && n > 1 ? n - 1 : n, failed;
 		struct pg_error err;
 
 		if (!w->pg.conn && process_request_connect(w) < 0)
@@ -165,25 +215,45 @@ static size_t run_transactions(struct worker *w, struct pending **p, size_t n, s
 		enum asset_tx_status st = asset_tx_run(&w->pg, items, batch, &failed, &err);
 		if (st == TX_COMMITTED) {
 			double seconds = (double)(clock_mono_ms() - started) / 1000.0;
+			size_t again = 0; /* refused by a code the operator made transient */
+			struct error_class again_cls = { 0 };
 			for (size_t i = 0; i < batch; i++) {
 				if (items[i].refused) {
+					struct error_class cls = classify(w, items[i].err.sqlstate);
+					metrics_count_db_error(items[i].err.sqlstate);
+					if (cls.action == ACTION_RETRY_IN_PLACE &&
+					    !own_failure(w, p[i], commits)) {
+						err = items[i].err;
+						again_cls = cls;
+						p[again++] = p[i];
+						continue;
+					}
 					/* Refused alone (a row, not an abort): requeue or
 					 * dead-letter it; the batch committed without it. */
-					metrics_count_db_error(items[i].err.sqlstate);
-					settle_refused(w, p[i], &items[i].err,
-						       classify_sqlstate(items[i].err.sqlstate));
+					if (cls.action == ACTION_RETRY_IN_PLACE)
+						take_out_of_place(w, p[i], &items[i].err, cls);
+					else
+						settle_refused(w, p[i], &items[i].err, cls);
 				} else {
 					metrics_observe_processing(seconds);
 					committed(w, p[i], &items[i]);
+					commits++;
 				}
 				asset_request_clear(&p[i]->req);
 			}
-			memmove(p, p + batch, (n - batch) * sizeof *p);
-			n -= batch;
-			tries = 0;
+			memmove(p + again, p + batch, (n - batch) * sizeof *p);
+			n = n - batch + again;
+			hold_last = 0;
+			if (again == 0) {
+				tries = 0;
+				continue;
+			}
+			if (wait_transient(w, p[0], ++tries, &err, again_cls.name) < 0)
+				return n;
+			n = drop_revoked(w, p, n);
 			continue;
 		}
-		struct error_class cls = classify_sqlstate(err.sqlstate);
+		struct error_class cls = classify(w, err.sqlstate);
 		metrics_count_db_error(err.sqlstate);
 		if (cls.action != ACTION_RETRY_IN_PLACE && st == TX_ITEM_FAILED) {
 			/* That request alone is refused; the others run again without it. */
@@ -198,8 +268,22 @@ static size_t run_transactions(struct worker *w, struct pending **p, size_t n, s
 			one_by_one = 1; /* refused at COMMIT: find the request */
 			continue;
 		}
-		if (wait_transient(w, p[st == TX_ITEM_FAILED ? failed : 0], ++tries, &err,
-				   cls.name) < 0)
+		if (cls.reconnect)
+			pg_session_close(&w->pg); /* e.g. a standby after a failover: find the primary */
+		size_t culprit = st == TX_ITEM_FAILED ? failed : 0;
+		if (st == TX_ITEM_FAILED && !cls.reconnect) {
+			if (own_failure(w, p[culprit], commits)) {
+				take_out_of_place(w, p[culprit], &err, cls);
+				memmove(p + culprit, p + culprit + 1, (n - culprit - 1) * sizeof *p);
+				n--;
+				continue;
+			}
+			/* The others first, without it: if they commit, the database is fine. */
+			rotate_to_end(p, n, culprit);
+			culprit = n - 1;
+			hold_last = 1;
+		}
+		if (wait_transient(w, p[culprit], ++tries, &err, cls.name) < 0)
 			return n;
 		n = drop_revoked(w, p, n);
 	}

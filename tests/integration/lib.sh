@@ -129,6 +129,7 @@ retry:
   max_backoff_ms: ${IT_MAX_BACKOFF_MS:-400}
   multiplier: 2.0
   max_attempts: ${IT_MAX_ATTEMPTS:-5}
+  max_in_place_attempts: ${IT_MAX_IN_PLACE_ATTEMPTS:-20}
 log:
   level: ${IT_LOG_LEVEL:-info}
   format: ${IT_LOG_FORMAT:-text}

@@ -60,7 +60,7 @@ static void test_table(void **state)
 			input = NULL;
 		else if (strcmp(code, "\"\"") == 0)
 			input = "";
-		struct error_class got = classify_sqlstate(input);
+		struct error_class got = classify_sqlstate(input, NULL, 0);
 		cases++;
 		if (!got.name) {
 			print_error("%s:%d: %s: NULL class name\n", path, lineno, code);
@@ -91,9 +91,9 @@ static void test_not_pointer_based(void **state)
 	(void)state;
 	char buf[6];
 	memcpy(buf, "23505", 6);
-	struct error_class a = classify_sqlstate(buf);
+	struct error_class a = classify_sqlstate(buf, NULL, 0);
 	memcpy(buf, "40P01", 6);
-	struct error_class b = classify_sqlstate(buf);
+	struct error_class b = classify_sqlstate(buf, NULL, 0);
 	assert_int_equal(a.action, ACTION_REQUEUE);
 	assert_string_equal(a.name, "unique_violation");
 	assert_int_equal(b.action, ACTION_RETRY_IN_PLACE);
@@ -112,7 +112,7 @@ static void test_forwarded_classes_in_spec(void **state)
 	static const char *const codes[] = { "23505", "23502", "23503", "23514", "23P01",
 					     "23000", "22P02", "42P01", "25P02", "XX000" };
 	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
-		struct error_class c = classify_sqlstate(codes[i]);
+		struct error_class c = classify_sqlstate(codes[i], NULL, 0);
 		int found = 0;
 		assert_int_not_equal(c.action, ACTION_RETRY_IN_PLACE);
 		for (size_t k = 0; k < sizeof spec / sizeof spec[0]; k++)
@@ -126,12 +126,62 @@ static void test_forwarded_classes_in_spec(void **state)
 	assert_string_equal(ERROR_CLASS_DATABASE, "database_error");
 }
 
+/* The operator's classify: entries: an exact code wins over its class, a class over the
+ * built-in rule; the class name stays the built-in one; reconnect follows the code. */
+static void test_overrides(void **state)
+{
+	(void)state;
+	struct config_property ov[] = {
+		{ "23", "requeue" },        { "23503", "dead_letter" }, { "57014", "requeue" },
+		{ "P0", "transient" },      { "08", "dead_letter" },
+	};
+	size_t n = sizeof ov / sizeof ov[0];
+	struct error_class c;
+
+	c = classify_sqlstate("23503", ov, n); /* exact beats class, listed later or not */
+	assert_int_equal(c.action, ACTION_DEAD_LETTER);
+	assert_string_equal(c.name, "foreign_key_violation");
+	c = classify_sqlstate("23514", ov, n);
+	assert_int_equal(c.action, ACTION_REQUEUE);
+	assert_string_equal(c.name, "check_violation");
+	c = classify_sqlstate("57014", ov, n);
+	assert_int_equal(c.action, ACTION_REQUEUE);
+	assert_string_equal(c.name, "query_canceled");
+	c = classify_sqlstate("P0001", ov, n);
+	assert_int_equal(c.action, ACTION_RETRY_IN_PLACE);
+	assert_string_equal(c.name, "database_error");
+	c = classify_sqlstate("08006", ov, n);
+	assert_int_equal(c.action, ACTION_DEAD_LETTER);
+	/* No server answer is not a SQLSTATE: no override applies. */
+	c = classify_sqlstate("", ov, n);
+	assert_int_equal(c.action, ACTION_RETRY_IN_PLACE);
+	assert_true(c.reconnect);
+	c = classify_sqlstate("22P02", ov, n); /* untouched */
+	assert_int_equal(c.action, ACTION_DEAD_LETTER);
+	assert_true(classify_sqlstate("25006", NULL, 0).reconnect);
+	assert_false(classify_sqlstate("57014", NULL, 0).reconnect);
+}
+
+static void test_override_check(void **state)
+{
+	(void)state;
+	char err[200];
+	assert_int_equal(classify_override_check("23503", "requeue", err, sizeof err), 0);
+	assert_int_equal(classify_override_check("P0", "transient", err, sizeof err), 0);
+	assert_int_equal(classify_override_check("235", "requeue", err, sizeof err), -1);
+	assert_int_equal(classify_override_check("23p01", "requeue", err, sizeof err), -1);
+	assert_int_equal(classify_override_check("23505", "retry", err, sizeof err), -1);
+	assert_non_null(strstr(err, "transient, requeue or dead_letter"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_not_pointer_based),
 		cmocka_unit_test(test_forwarded_classes_in_spec),
+		cmocka_unit_test(test_overrides),
+		cmocka_unit_test(test_override_check),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
