@@ -5,8 +5,10 @@
 # A second signal cuts the stop short (fast exit), still without losing anything.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_faults.sh"
+source "$(dirname "$0")/lib_hostile.sh"
 it_setup
 it_seed
+ith_throttle_install 0
 
 manifest="$IT_DIR/manifest.txt"
 : >"$manifest"
@@ -66,6 +68,7 @@ itf_account "$manifest" "after SIGTERM + restart"
 # unacknowledged requests keep their offsets uncommitted and come back after the restart.
 add_stream b 1202 3000
 BEFORE=$(itf_committed_sum assets.create)
+ith_throttle 3 # ~3 ms per row: the stream outlasts the freeze, fetched but not yet processed
 it_start_worker fast
 itf_wait_log 60 "$IT_DIR/worker-fast.log" 'outcome=dead_lettered' 3
 itf_wait_log 60 "$IT_DIR/worker-fast.log" 'outcome=' 300
@@ -94,6 +97,7 @@ assert_file_contains "$IT_DIR/worker-fast.log" "forward_abandoned" "second SIGTE
 assert_file_contains "$IT_DIR/worker-fast.log" "worker_stopped exit_code=0" "second SIGTERM: logged worker_stopped"
 assert_eq 1 $((PROCESSED < 3000)) "two signals came mid-stream ($PROCESSED of 3000 processed)"
 it_broker thaw
+ith_throttle 0
 check_committed "two signals" "$PROCESSED" "$BEFORE"
 it_run_drain
 itf_account "$manifest" "after fast exit + restart"
