@@ -50,6 +50,9 @@ static const struct {
 				   "1 when this worker holds an assignment of the consumer group "
 				   "(possibly empty)." },
 	[METRICS_DB_UP] = { "db_up", "1 when the PostgreSQL session works." },
+	[METRICS_FORWARDS_REFUSED] = { "forwards_refused",
+				       "Requeues and dead letters the broker refused with a "
+				       "permanent error, waiting to be sent again." },
 };
 
 /* A series of a label map: one or two label values. */

@@ -40,6 +40,9 @@ enum metrics_gauge {
 	METRICS_GROUP_JOINED,	     /* 1 after an assignment arrived (an empty one counts),
 					0 after it was lost; /readyz uses it */
 	METRICS_DB_UP,		     /* 1 while the PostgreSQL session works, 0 while waiting */
+	METRICS_FORWARDS_REFUSED,    /* requeues/dead letters the broker refused for good (too
+					large, not authorized): waiting for a long-backoff resend;
+					/readyz fails while it is not 0 */
 	METRICS_GAUGES
 };
 

@@ -6,6 +6,7 @@
 #include "clock.h"
 #include "kafka_conf.h"
 #include "log.h"
+#include "metrics.h"
 #include "xalloc.h"
 
 /* One forwarded record, owned by the forwarder from forward_record until acknowledged.
@@ -20,12 +21,17 @@ struct forward_ticket {
 	rd_kafka_headers_t *headers; /* master copy; each produce takes a copy */
 	int sends;
 	int64_t resend_at_ms;
+	int refused; /* its last failure was permanent (counted in forwarder.refused) */
 };
 
 static void ticket_free(struct forward_ticket *t)
 {
 	if (!t)
 		return;
+	if (t->refused) {
+		t->f->refused--;
+		metrics_set_gauge(METRICS_FORWARDS_REFUSED, (int64_t)t->f->refused);
+	}
 	free(t->topic);
 	free(t->key);
 	free(t->value);
@@ -60,16 +66,59 @@ static int still_ours(struct forwarder *f, struct forward_ticket *t)
 	return 0;
 }
 
-static void schedule_resend(struct forwarder *f, struct forward_ticket *t, const char *why)
+/* Errors no resend can cure until an operator changes something (the topic's
+ * max.message.bytes, an ACL): the record waits for a resend after a long backoff. */
+static int delivery_error_is_permanent(rd_kafka_resp_err_t err)
 {
-	int64_t delay = backoff_delay_ms(&f->resend_backoff, t->sends, backoff_random());
+	switch (err) {
+	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+	case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+	case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+	case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+	case RD_KAFKA_RESP_ERR_INVALID_REQUIRED_ACKS:
+	case RD_KAFKA_RESP_ERR__INVALID_ARG:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static void schedule_resend(struct forwarder *f, struct forward_ticket *t,
+			    rd_kafka_resp_err_t err)
+{
+	int permanent = delivery_error_is_permanent(err);
+	/* Retriable: the backoff of retry.*; permanent: its longest delay, every time. */
+	int64_t delay = permanent ? f->resend_backoff.max_ms
+				  : backoff_delay_ms(&f->resend_backoff, t->sends, backoff_random());
+
 	t->resend_at_ms = clock_mono_ms() + delay;
 	t->next = f->resend;
 	f->resend = t;
-	log_warn("forward_retry", LOG_S("topic", t->topic), LOG_S("error", why),
-		 LOG_S("input_topic", t->input.topic), LOG_I("input_partition", t->input.partition),
-		 LOG_I("input_offset", t->input.offset), LOG_I("sends", t->sends),
-		 LOG_I("resend_in_ms", delay));
+	if (permanent && !t->refused) {
+		t->refused = 1;
+		f->refused++;
+		metrics_set_gauge(METRICS_FORWARDS_REFUSED, (int64_t)f->refused);
+	} else if (!permanent && t->refused) {
+		t->refused = 0;
+		f->refused--;
+		metrics_set_gauge(METRICS_FORWARDS_REFUSED, (int64_t)f->refused);
+	}
+	if (permanent)
+		log_error("forward_refused", LOG_S("topic", t->topic),
+			  LOG_S("error", rd_kafka_err2str(err)), LOG_S("input_topic", t->input.topic),
+			  LOG_I("input_partition", t->input.partition),
+			  LOG_I("input_offset", t->input.offset), LOG_I("sends", t->sends),
+			  LOG_I("resend_in_ms", delay),
+			  LOG_S("reason", "the broker refuses this record for good; its input "
+					  "offset stays uncommitted until a resend is accepted"));
+	else
+		log_warn("forward_retry", LOG_S("topic", t->topic), LOG_S("error", rd_kafka_err2str(err)),
+			 LOG_S("input_topic", t->input.topic),
+			 LOG_I("input_partition", t->input.partition),
+			 LOG_I("input_offset", t->input.offset), LOG_I("sends", t->sends),
+			 LOG_I("resend_in_ms", delay));
 }
 
 static void send_ticket(struct forwarder *f, struct forward_ticket *t)
@@ -85,7 +134,7 @@ static void send_ticket(struct forwarder *f, struct forward_ticket *t)
 				RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
 	if (err) {
 		rd_kafka_headers_destroy(hdrs); /* not taken over on failure */
-		schedule_resend(f, t, rd_kafka_err2str(err));
+		schedule_resend(f, t, err);
 		return;
 	}
 	f->inflight++; /* hdrs now owned by librdkafka */
@@ -103,9 +152,14 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	}
 	if (m->err) {
 		if (still_ours(f, t))
-			schedule_resend(f, t, rd_kafka_err2str(m->err));
+			schedule_resend(f, t, m->err);
 		return;
 	}
+	if (t->refused)
+		log_info("forward_accepted", LOG_S("topic", t->topic),
+			 LOG_S("input_topic", t->input.topic),
+			 LOG_I("input_partition", t->input.partition),
+			 LOG_I("input_offset", t->input.offset), LOG_I("sends", t->sends));
 	if (f->done_cb)
 		f->done_cb(f->done_opaque, &t->input, t->topic, m->partition, m->offset);
 	ticket_free(t);

@@ -1,7 +1,10 @@
 /* Requeue and dead-letter: re-producing an input record to the retry or dead-letter topic
  * with the decision's headers, and completing its input offset only when the broker
  * acknowledged it (delivery report). A failed delivery is produced again after a backoff:
- * the record is never dropped and its input offset never committed before it is safe. */
+ * the record is never dropped and its input offset never committed before it is safe.
+ * Retriable errors are resent on retry.*'s backoff; permanent ones (too large for the topic,
+ * not authorized) are logged as errors (forward_refused), counted in /metrics, fail /readyz,
+ * and resent every retry.max_backoff_ms, so a fixed topic config lets the worker go on. */
 #ifndef AW_FORWARD_H
 #define AW_FORWARD_H
 
@@ -35,6 +38,7 @@ struct forwarder {
 	forward_done_cb *done_cb;
 	void *done_opaque;
 	size_t inflight;                 /* produced, not yet acknowledged */
+	size_t refused;                  /* waiting after a permanent refusal (too large, ACL) */
 	int closing;                     /* shutting down: reports only free their tickets */
 	int fatal;                       /* the idempotent producer failed for good: exit 1 */
 	struct forward_ticket *resend;   /* failed deliveries waiting for their next try */

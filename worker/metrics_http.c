@@ -58,6 +58,11 @@ int metrics_http_ready_default(void *opaque, char *reason, size_t size)
 		snprintf(reason, size, "database unreachable");
 		return 0;
 	}
+	if (metrics_get_gauge(METRICS_FORWARDS_REFUSED) > 0) {
+		snprintf(reason, size, "the broker refuses requeues or dead letters for good "
+				       "(event forward_refused)");
+		return 0;
+	}
 	return 1;
 }
 

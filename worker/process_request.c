@@ -264,6 +264,18 @@ static size_t run_transactions(struct worker *w, struct pending **p, size_t n, s
 			n--;
 			continue;
 		}
+		if (cls.action != ACTION_RETRY_IN_PLACE && batch == 1) {
+			/* Refused at COMMIT (a deferred constraint or trigger), alone: it is this
+			 * request's own refusal, settled by its SQLSTATE like any other. */
+			log_warn("commit_refused", REQUEST_FIELDS(p[0]->e, p[0]->rid),
+				 LOG_S("sqlstate", nonempty(err.sqlstate)), LOG_S("error", err.message));
+			settle_refused(w, p[0], &err, cls);
+			(*refused)++;
+			asset_request_clear(&p[0]->req);
+			memmove(p, p + 1, (n - 1) * sizeof *p);
+			n--;
+			continue;
+		}
 		if (cls.action != ACTION_RETRY_IN_PLACE) {
 			one_by_one = 1; /* refused at COMMIT: find the request */
 			continue;

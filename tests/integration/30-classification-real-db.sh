@@ -8,7 +8,9 @@
 #     with its SQLSTATE in the headers, then retries_exhausted; no partition is held;
 #  3. classify: in worker.yaml overrides the built-in action ({"23503": requeue}), and a
 #     SIGHUP takes it back out;
-#  4. check-config tries every kafka.properties entry on librdkafka and parses
+#  4. a request refused at COMMIT (a deferred constraint trigger) is settled by its own
+#     SQLSTATE, logged, once; the others of its batch commit;
+#  5. check-config tries every kafka.properties entry on librdkafka and parses
 #     postgres.conninfo with libpq: exit 2 with file:line:col, before any connection.
 export IT_STATEMENT_TIMEOUT_MS=500 IT_MAX_IN_PLACE_ATTEMPTS=3 IT_MAX_ATTEMPTS=2
 export IT_MAX_BACKOFF_MS=300
@@ -97,7 +99,36 @@ assert_match "attempt=1 outcome=dead_lettered error_class=foreign_key_violation"
 	"$(grep "request_id=$FK2" "$clog" | grep outcome=dead_lettered)" "after the reload: dead-lettered at once"
 it_stop_worker cls TERM
 
-# ---- 4. check-config: librdkafka and libpq say what they cannot take ----
+# ---- 4. refused at COMMIT ----
+psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+CREATE FUNCTION it_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.name = 'refused-at-commit.bin' THEN
+        RAISE EXCEPTION USING ERRCODE = '23514', MESSAGE = 'it_at_commit: refused at COMMIT',
+            CONSTRAINT = 'it_at_commit_check';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER it_at_commit AFTER INSERT ON assets DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION it_at_commit();
+SQL
+AT_COMMIT=$(it_uuid)
+itf_gen "$IT_DIR/commit.jsonl" "$IT_DIR/commit.manifest" 3004 200
+{
+	head -n 100 "$IT_DIR/commit.jsonl"
+	it_request "$AT_COMMIT" 990004 | jq -c '{value: (.name = "refused-at-commit.bin" | tojson), partition: 2}'
+	tail -n +101 "$IT_DIR/commit.jsonl"
+} >"$IT_DIR/commit-all.jsonl"
+itf_produce_file "$IT_DIR/commit-all.jsonl"
+it_run_drain
+LOG=$IT_LAST_LOG
+assert_eq 1 "$(grep -c "commit_refused.*request_id=$AT_COMMIT.*sqlstate=23514" "$LOG" || true)" "refused at COMMIT: logged once"
+assert_match "outcome=dead_lettered error_class=check_violation sqlstate=23514 constraint=it_at_commit_check" \
+	"$(grep "request_id=$AT_COMMIT" "$LOG" | grep outcome=)" "refused at COMMIT: dead-lettered by its own SQLSTATE and constraint"
+assert_eq 1 "$(grep "request_id=$AT_COMMIT" "$LOG" | grep -c outcome= || true)" "refused at COMMIT: settled once, not looped"
+assert_ge 200 "$(grep -cE 'outcome=(created|duplicate)' "$LOG" || true)" "the other 200 requests were stored"
+
+# ---- 5. check-config: librdkafka and libpq say what they cannot take ----
 bad="$IT_DIR/bad.yaml"
 cat >"$bad" <<'YAML'
 kafka:
