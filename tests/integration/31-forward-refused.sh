@@ -38,7 +38,7 @@ port=$(grep -o 'port=[0-9]*' "$log" | head -n 1 | cut -d= -f2)
 
 itf_wait_log 60 "$log" 'forward_refused' 2
 line=$(grep 'forward_refused' "$log" | head -n 1)
-assert_match 'error  forward_refused topic=assets.create.dlq' "$line" "an error event names the dead-letter topic"
+assert_match 'error +forward_refused topic=assets.create.dlq' "$line" "an error event names the dead-letter topic"
 assert_match 'input_topic=assets.create input_partition=0 input_offset=3' "$line" "... and the input record"
 assert_match 'error="Broker: Message size too large"' "$line" "... and the reason"
 itf_wait_log 60 "$log" 'outcome=created' 6
