@@ -117,7 +117,7 @@ it_run_drain
 # ---- the property and the accounting ----
 ith_check_samples "$samples"
 echo "# samples: $ITH_SAMPLES, sample/forward pairs: $ITH_PAIRS, violations: $ITH_VIOLATIONS, smallest gap: $ITH_MIN_GAP"
-assert_ge 50 "$ITH_SAMPLES" "committed offsets sampled throughout the run"
+assert_ge 20 "$ITH_SAMPLES" "committed offsets sampled throughout the run"
 assert_ge 50 "$ITH_PAIRS" "unacknowledged forwards seen by the samples"
 assert_eq 0 "$ITH_VIOLATIONS" "no input offset was committed past a request whose retry or dead letter was not acknowledged"
 assert_eq 1 $((ITH_MIN_GAP <= 3)) "the commits went up to the unacknowledged forwards (smallest gap $ITH_MIN_GAP <= 3)"
