@@ -93,11 +93,15 @@ running_pid() {
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# A port nobody listens on now, from the kernel's ephemeral range.
+# A port nobody listens on now, below the kernel's ephemeral range: a port from that range
+# could be handed to some client's outgoing connection between this check and the broker's
+# bind (seen once: "Unable to start acceptor"), and again before a restart on the same ports.
 free_port() {
-	local p i
+	local p i low
+	low="$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)"
+	((low > 12000)) || low=32768
 	for ((i = 0; i < 50; i++)); do
-		p=$((20000 + RANDOM % 30000))
+		p=$((10000 + RANDOM % (low - 10000)))
 		port_in_use "$p" || {
 			echo "$p"
 			return 0
@@ -192,7 +196,7 @@ uses_proxy() { [[ -f "$run_dir/proxy.properties" ]] && [[ "$(prop advertised.lis
 bootstrap() { prop advertised.listeners | sed 's#^PLAINTEXT://##'; }
 
 cmd_start() {
-	local topics=() pid java cp
+	local topics=() pid java cp topic_args=("$@")
 	while (($#)); do
 		case "$1" in
 		--topic)
@@ -215,7 +219,9 @@ cmd_start() {
 	mkdir -p "$run_dir"
 	rm -f "$addr_file" "$pid_file"
 	# A new broker is formatted once; a restart (after stop or kill) keeps its log dir.
+	local fresh=0
 	if [[ ! -f "$run_dir/data/meta.properties" ]]; then
+		fresh=1
 		write_properties
 		local cluster_id
 		# 16 random bytes in URL-safe base64, as Kafka's own random-uuid prints (it may begin
@@ -239,6 +245,16 @@ cmd_start() {
 	while ((SECONDS < deadline)); do
 		kill -0 "$pid" 2>/dev/null || {
 			rm -f "$pid_file"
+			# A new broker whose port was taken between our check and its bind: once more,
+			# on other ports.
+			if ((fresh)) && [[ -z "${AW_KAFKA_PORT:-}" && -z "${KAFKA_SH_RETRIED:-}" ]] &&
+				grep -q 'Unable to start acceptor\|Address already in use' "$log_file"; then
+				echo "kafka.sh: a port was taken during startup; trying other ports" >&2
+				proxy_stop
+				rm -rf "$run_dir/data" "$props" "$run_dir/proxy.properties"
+				KAFKA_SH_RETRIED=1 cmd_start "${topic_args[@]}"
+				return
+			fi
 			die "the broker exited during startup: $(grep -m 1 -E 'ERROR|Exception' "$log_file" | cut -c1-300); see $log_file"
 		}
 		"$admin" wait "$(bootstrap)" 1 2>/dev/null && break

@@ -33,6 +33,7 @@ volatile sig_atomic_t worker_signal_count;
 volatile sig_atomic_t worker_reload_requested;
 
 static void await_forwarded(struct worker *w, int ms);
+static void sync_forward_blocks(struct worker *w);
 static void update_gauges(struct worker *w);
 static void refresh_floors(struct worker *w);
 static void maybe_reload(struct worker *w);
@@ -145,8 +146,12 @@ void worker_pause_for_db(struct worker *w, int pause)
 		rd_kafka_topic_partition_list_destroy(assigned);
 	}
 	w->paused_for_db = pause;
-	if (!pause)
+	if (!pause) {
 		w->retry_paused = 0; /* resumed with the rest; backpressure re-pauses if needed */
+		/* So are the partitions of refused forwards: the next tick pauses them again. */
+		rd_kafka_topic_partition_list_destroy(w->blocked);
+		w->blocked = rd_kafka_topic_partition_list_new(4);
+	}
 	log_info(pause ? "consumption_paused" : "consumption_resumed",
 		 LOG_S("reason", pause ? "database unavailable" : "database available"));
 }
@@ -249,6 +254,7 @@ static void on_revoke(struct worker *w, rd_kafka_topic_partition_list_t *parts)
 		forward_ledger_committed(w->ledger, t, p, -1);
 		forwarded_set_drop_partition(&w->found, t, p);
 		rd_kafka_topic_partition_list_del(w->eof, t, p);
+		rd_kafka_topic_partition_list_del(w->blocked, t, p);
 		metrics_forget_partition(t, p);
 	}
 	metrics_add_gauge(METRICS_ASSIGNED_PARTITIONS, -parts->cnt);
@@ -373,6 +379,7 @@ void worker_wait(struct worker *w, int ms)
 		if (msg)
 			on_message(w, msg);
 		forwarder_poll(&w->fwd, 0);
+		sync_forward_blocks(w);
 		offset_commits_tick(&w->commits, w->consumer, w->ledger);
 		update_gauges(w);
 	}
@@ -533,7 +540,10 @@ static void update_gauges(struct worker *w)
 		for (int i = 0; i < assigned->cnt; i++)
 			paused += w->paused_for_db ||
 				  (w->retry_paused &&
-				   strcmp(assigned->elems[i].topic, w->cfg->kafka.retry_topic) == 0);
+				   strcmp(assigned->elems[i].topic, w->cfg->kafka.retry_topic) == 0) ||
+				  rd_kafka_topic_partition_list_find(w->blocked,
+								     assigned->elems[i].topic,
+								     assigned->elems[i].partition);
 		rd_kafka_topic_partition_list_destroy(assigned);
 	}
 	metrics_set_gauge(METRICS_PARTITIONS_PAUSED, paused);
@@ -644,6 +654,7 @@ int worker_setup(struct worker *w, struct config *cfg, int drain_mode, char *err
 	w->tracker = offset_tracker_new();
 	w->eof = rd_kafka_topic_partition_list_new(8);
 	w->produced = rd_kafka_topic_partition_list_new(8);
+	w->blocked = rd_kafka_topic_partition_list_new(4);
 	w->pg = (struct pg_session){ .conninfo = cfg->postgres.conninfo,
 				     .statement_timeout_ms = cfg->postgres.statement_timeout_ms,
 				     .application_name = w->worker_id,
@@ -718,6 +729,43 @@ int worker_setup(struct worker *w, struct config *cfg, int drain_mode, char *err
 	return 0;
 }
 
+/* An input partition with a forward the broker refuses for good (too large for the topic, not
+ * authorized) is paused until every such forward is accepted: its offsets cannot be committed
+ * past it anyway, and the records behind it would only pile up. */
+static void sync_forward_blocks(struct worker *w)
+{
+	const rd_kafka_topic_partition_list_t *want = w->fwd.refused_inputs;
+	rd_kafka_topic_partition_list_t *change = rd_kafka_topic_partition_list_new(4);
+
+	for (int i = 0; i < want->cnt; i++) {
+		const char *t = want->elems[i].topic;
+		int32_t p = want->elems[i].partition;
+		if (rd_kafka_topic_partition_list_find(w->blocked, t, p))
+			continue;
+		rd_kafka_topic_partition_list_add(change, t, p);
+		rd_kafka_topic_partition_list_add(w->blocked, t, p);
+	}
+	if (change->cnt) {
+		rd_kafka_pause_partitions(w->consumer, change);
+		log_partitions("partitions_paused_for_refused_forward", change);
+	}
+	rd_kafka_topic_partition_list_destroy(change);
+	change = rd_kafka_topic_partition_list_new(4);
+	for (int i = 0; i < w->blocked->cnt; i++)
+		if (!rd_kafka_topic_partition_list_find(want, w->blocked->elems[i].topic,
+							w->blocked->elems[i].partition))
+			rd_kafka_topic_partition_list_add(change, w->blocked->elems[i].topic,
+							  w->blocked->elems[i].partition);
+	for (int i = 0; i < change->cnt; i++)
+		rd_kafka_topic_partition_list_del(w->blocked, change->elems[i].topic,
+						  change->elems[i].partition);
+	if (change->cnt && !w->paused_for_db) {
+		rd_kafka_resume_partitions(w->consumer, change);
+		log_partitions("partitions_resumed_forward_accepted", change);
+	}
+	rd_kafka_topic_partition_list_destroy(change);
+}
+
 int worker_run(struct worker *w)
 {
 	static struct batch b; /* 256 entries: not on the stack */
@@ -735,6 +783,7 @@ int worker_run(struct worker *w)
 				on_message(w, msg);
 		}
 		forwarder_poll(&w->fwd, 0);
+		sync_forward_blocks(w);
 		offset_commits_tick(&w->commits, w->consumer, w->ledger);
 		refresh_floors(w);
 		update_gauges(w);
@@ -828,6 +877,8 @@ void worker_cleanup(struct worker *w)
 		rd_kafka_topic_partition_list_destroy(w->eof);
 	if (w->produced)
 		rd_kafka_topic_partition_list_destroy(w->produced);
+	if (w->blocked)
+		rd_kafka_topic_partition_list_destroy(w->blocked);
 	offset_tracker_free(w->tracker);
 	backlog_cleanup(&w->backlog);
 	retry_delay_cleanup(&w->delayed);

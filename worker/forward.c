@@ -24,14 +24,35 @@ struct forward_ticket {
 	int refused; /* its last failure was permanent (counted in forwarder.refused) */
 };
 
+/* Counts t in or out of the refused forwards, per input partition too. */
+static void set_refused(struct forward_ticket *t, int refused)
+{
+	struct forwarder *f = t->f;
+	rd_kafka_topic_partition_t *p;
+
+	if (t->refused == refused)
+		return;
+	t->refused = refused;
+	f->refused += refused ? 1 : (size_t)-1;
+	metrics_set_gauge(METRICS_FORWARDS_REFUSED, (int64_t)f->refused);
+	p = rd_kafka_topic_partition_list_find(f->refused_inputs, t->input.topic,
+					       t->input.partition);
+	if (!p) {
+		p = rd_kafka_topic_partition_list_add(f->refused_inputs, t->input.topic,
+						      t->input.partition);
+		p->offset = 0;
+	}
+	p->offset += refused ? 1 : -1;
+	if (p->offset <= 0)
+		rd_kafka_topic_partition_list_del(f->refused_inputs, t->input.topic,
+						  t->input.partition);
+}
+
 static void ticket_free(struct forward_ticket *t)
 {
 	if (!t)
 		return;
-	if (t->refused) {
-		t->f->refused--;
-		metrics_set_gauge(METRICS_FORWARDS_REFUSED, (int64_t)t->f->refused);
-	}
+	set_refused(t, 0);
 	free(t->topic);
 	free(t->key);
 	free(t->value);
@@ -96,15 +117,7 @@ static void schedule_resend(struct forwarder *f, struct forward_ticket *t,
 	t->resend_at_ms = clock_mono_ms() + delay;
 	t->next = f->resend;
 	f->resend = t;
-	if (permanent && !t->refused) {
-		t->refused = 1;
-		f->refused++;
-		metrics_set_gauge(METRICS_FORWARDS_REFUSED, (int64_t)f->refused);
-	} else if (!permanent && t->refused) {
-		t->refused = 0;
-		f->refused--;
-		metrics_set_gauge(METRICS_FORWARDS_REFUSED, (int64_t)f->refused);
-	}
+	set_refused(t, permanent);
 	if (permanent)
 		log_error("forward_refused", LOG_S("topic", t->topic),
 			  LOG_S("error", rd_kafka_err2str(err)), LOG_S("input_topic", t->input.topic),
@@ -204,6 +217,7 @@ int forwarder_setup(struct forwarder *f, const struct config *cfg, const char *w
 		return -1;
 	}
 	/* conf is now owned by the producer */
+	f->refused_inputs = rd_kafka_topic_partition_list_new(4);
 	return 0;
 }
 
@@ -338,4 +352,6 @@ void forwarder_cleanup(struct forwarder *f, int timeout_ms)
 		rd_kafka_poll(f->producer, 100);
 	rd_kafka_destroy(f->producer);
 	f->producer = NULL;
+	rd_kafka_topic_partition_list_destroy(f->refused_inputs);
+	f->refused_inputs = NULL;
 }

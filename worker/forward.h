@@ -39,6 +39,9 @@ struct forwarder {
 	void *done_opaque;
 	size_t inflight;                 /* produced, not yet acknowledged */
 	size_t refused;                  /* waiting after a permanent refusal (too large, ACL) */
+	/* The input partitions of those: offset = how many of their forwards are refused. The
+	 * consume loop pauses them until every one is accepted. */
+	rd_kafka_topic_partition_list_t *refused_inputs;
 	int closing;                     /* shutting down: reports only free their tickets */
 	int fatal;                       /* the idempotent producer failed for good: exit 1 */
 	struct forward_ticket *resend;   /* failed deliveries waiting for their next try */

@@ -58,6 +58,8 @@ struct worker {
 
 	int paused_for_db;              /* every assigned partition paused: database unavailable */
 	int retry_paused;               /* retry partitions paused: too many retries waiting */
+	/* Input partitions paused because the broker refuses one of their forwards for good. */
+	rd_kafka_topic_partition_list_t *blocked;
 	int assigned_once;              /* a first assignment arrived (possibly empty) */
 	int64_t last_rebalance_ms;
 	int64_t caught_up_since_ms;     /* --drain: when the caught-up state began, 0 if not */

@@ -3,7 +3,7 @@
 # smaller than a malformed request (about 5 KB), so the broker refuses its dead letter for
 # good (MSG_SIZE_TOO_LARGE). The worker logs an error naming the topic, the input partition
 # and offset and the reason, counts it in /metrics, fails /readyz, never commits past the
-# request, and goes on with the rest. Once the operator raises the topic's limit, the next
+# request, and stops that partition: records produced to it afterwards wait in Kafka. Once the operator raises the topic's limit, the next
 # resend (every retry.max_backoff_ms) is accepted and the worker carries on by itself.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_faults.sh"
@@ -42,7 +42,13 @@ assert_match 'error +forward_refused topic=assets.create.dlq' "$line" "an error 
 assert_match 'input_topic=assets.create input_partition=0 input_offset=3' "$line" "... and the input record"
 assert_match 'error="Broker: Message size too large"' "$line" "... and the reason"
 itf_wait_log 60 "$log" 'outcome=created' 6
-ok "the other requests of the partition are processed"
+ok "the requests already fetched are processed"
+itf_wait_log 30 "$log" 'partitions_paused_for_refused_forward count=1 partitions=assets.create\[0\]' 1
+ok "the input partition is paused"
+LATE=$(it_uuid)
+it_request "$LATE" 7 | it_produce_values assets.create 0
+sleep 3
+assert_eq 0 "$(grep -c "request_id=$LATE" "$log" || true)" "a request produced to the paused partition waits in Kafka"
 assert_eq 1 "$(metric "$port" asset_worker_forwards_refused)" "/metrics: asset_worker_forwards_refused 1"
 assert_eq 503 "$(http_status "$port" /readyz)" "/readyz fails while a forward is refused"
 sleep 2
@@ -52,6 +58,9 @@ assert_eq 0 "$(grep -c 'forward_retry' "$log" || true)" "not taken for a retriab
 it_broker topic-config assets.create.dlq max.message.bytes=1048588 >/dev/null
 itf_wait_log 60 "$log" 'forward_accepted topic=assets.create.dlq' 1
 ok "after the topic's limit is raised, the resend is accepted"
+itf_wait_log 30 "$log" 'partitions_resumed_forward_accepted' 1
+itf_wait_log 30 "$log" "request_id=$LATE.*outcome=created" 1
+ok "the partition resumes: the waiting request is created"
 itf_wait_caught_up 30
 ok "every input offset committed"
 assert_eq 0 "$(metric "$port" asset_worker_forwards_refused)" "/metrics: asset_worker_forwards_refused 0"
