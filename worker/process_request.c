@@ -71,12 +71,13 @@ static void committed(struct worker *w, const struct pending *p, const struct as
 		 LOG_S("outcome", asset_outcome_name(it->outcome)), LOG_S("asset_id", it->asset_id));
 }
 
-/* A request the database refused for its own sake: requeue or dead-letter it. */
+/* The action for a SQLSTATE: the built-in rules, under the operator's classify: entries. */
 static struct error_class classify(const struct worker *w, const char *sqlstate)
 {
 	return classify_sqlstate(sqlstate, w->cfg->classify, w->cfg->nclassify);
 }
 
+/* A request the database refused for its own sake: requeue or dead-letter it. */
 static void settle_refused(struct worker *w, struct pending *p, const struct pg_error *err,
 			   struct error_class cls)
 {
@@ -166,7 +167,7 @@ static int own_failure(struct worker *w, struct pending *p, uint64_t commits)
 	return p->own_failures >= w->cfg->retry.max_in_place_attempts;
 }
 
-/* Takes p[i] out of the in-place loop onto the requeue path (backoff, then
+/* Takes a request out of the in-place loop onto the requeue path (backoff, then
  * retries_exhausted), keeping its SQLSTATE for the headers. */
 static void take_out_of_place(struct worker *w, struct pending *p, const struct pg_error *err,
 			      struct error_class cls)
