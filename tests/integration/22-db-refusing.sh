@@ -131,8 +131,10 @@ terminate_worker_sessions
 itf_wait_log 30 "$log" ' database_connect_failed .*too many connections' 1
 ok "too many connections: the worker's reconnects are refused (too many connections)"
 outage_hold "53300"
+# Counted before the database is opened again: the reconnect may come before psql returns.
+connected=$(grep -c ' database_connected ' "$log" || true)
 psql -X -q -v ON_ERROR_STOP=1 -c "ALTER ROLE $ROLE CONNECTION LIMIT -1" >/dev/null
-itf_wait_log 30 "$log" ' database_connected ' $(($(grep -c ' database_connected ' "$log") + 1))
+itf_wait_log 30 "$log" ' database_connected ' $((connected + 1))
 check_outage "too many connections" "$BEFORE" "too many connections for role"
 
 # ---- 2. the database does not accept connections (55000) ----
@@ -142,8 +144,9 @@ terminate_worker_sessions
 itf_wait_log 30 "$log" ' database_connect_failed .*not currently accepting connections' 1
 ok "database closed: the worker's reconnects are refused (database not accepting connections)"
 outage_hold "55000"
+connected=$(grep -c ' database_connected ' "$log" || true)
 psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "ALTER DATABASE $IT_DB ALLOW_CONNECTIONS true" >/dev/null
-itf_wait_log 30 "$log" ' database_connected ' $(($(grep -c ' database_connected ' "$log") + 1))
+itf_wait_log 30 "$log" ' database_connected ' $((connected + 1))
 check_outage "database closed" "$BEFORE" "is not currently accepting connections"
 
 # ---- 3. the server paused ----
