@@ -18,7 +18,7 @@ jobs="$(nproc)"
 "$here/kafka.sh" fetch
 
 export AW_IT_PG_RUN="$repo/.run/it-pg"
-stop_pg() { AW_RUN_DIR="$AW_IT_PG_RUN" AW_PG_PORT="${AW_IT_PG_PORT:-55442}" "$here/pg.sh" stop >/dev/null 2>&1 || true; }
+stop_pg() { AW_RUN_DIR="$AW_IT_PG_RUN" AW_PG_PORT="${AW_IT_PG_PORT:-25442}" "$here/pg.sh" stop >/dev/null 2>&1 || true; }
 trap stop_pg EXIT
 
 run_suite() { # build-dir cmake-args...

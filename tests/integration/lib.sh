@@ -15,8 +15,10 @@ GEN="$IT_BUILD/tools/aw-gen"
 IT_PASSED=0
 
 # One PostgreSQL server for the whole suite, on its own port and run directory so the
-# demo's server is left alone.
-export AW_PG_PORT="${AW_IT_PG_PORT:-55442}"
+# demo's server is left alone. The port is below the kernel's ephemeral range: tests stop and
+# restart the server, and meanwhile a client's outgoing connection could take a port from that
+# range (then the restart fails with "Address already in use").
+export AW_PG_PORT="${AW_IT_PG_PORT:-25442}"
 # Shared by every build directory (plain and sanitizer builds run against one server).
 IT_PG_RUN="${AW_IT_PG_RUN:-$IT_SRC/.run/it-pg}"
 IT_DIR="$(mktemp -d "/tmp/aw-it.$IT_NAME.XXXXXX")"
