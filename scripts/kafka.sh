@@ -119,7 +119,6 @@ write_properties() {
 	controller_port="$(free_port)"
 	advertised_port="$broker_port"
 	if [[ "${AW_KAFKA_PROXY:-0}" == 1 ]]; then
-		advertised_port="$broker_port"
 		broker_port="$(free_port)"
 	fi
 	cat >"$props" <<EOF
