@@ -24,6 +24,7 @@ struct config {
 		char *dlq_topic;
 		struct config_property *properties;
 		size_t nproperties;
+		int transaction_interval_ms;
 	} kafka;
 	struct {
 		char *conninfo; /* secret: may hold a password; never logged */

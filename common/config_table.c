@@ -66,6 +66,9 @@ const struct config_param config_params[] = {
 	{ "kafka.properties", CONFIG_T_STRING_MAP, "", 0, 0, NULL, NULL, 0,
 	  "librdkafka properties passed as is (security.protocol, sasl.*, ssl.*)",
 	  F(kafka.properties), F(kafka.nproperties), check_kafka_property },
+	{ "kafka.transaction_interval_ms", CONFIG_T_INT, "100", 1, 5000, NULL, NULL, 0,
+	  "how often forwards and the input offsets they settle are committed together, in "
+	  "one Kafka transaction", F(kafka.transaction_interval_ms), 0, NULL },
 	{ "postgres.conninfo", CONFIG_T_STRING, "postgresql:///assets", 0, 0, NULL, NULL,
 	  NE | CONFIG_SECRET, "libpq connection string or URI (secret: never logged)",
 	  F(postgres.conninfo), 0, NULL },

@@ -20,15 +20,21 @@ static const struct kv producer_defaults[] = {
 	/* A forwarded record is the input record plus headers: the client's 1 MB default would
 	 * refuse, forever, to dead-letter a large input the consumer took without complaint. */
 	{ "message.max.bytes", "16777216" },
-	{ "message.timeout.ms", "120000" },
+	/* A transaction left open by a worker that died or froze holds back read_committed
+	 * readers of the retry topic and the next owner's offsets until the broker aborts it:
+	 * 10 s rather than librdkafka's 60 s. A transaction lasts kafka.transaction_interval_ms
+	 * (and message.timeout.ms follows this value). */
+	{ "transaction.timeout.ms", "10000" },
 };
 
 /* What "nothing is lost" rests on: never overridden. */
 static const struct kv consumer_forced[] = {
 	{ "enable.auto.offset.store", "false" }, /* offsets stored only once a request is final */
-	/* The worker commits itself: each commit carries where its forwards are
-	 * (worker/forward_ledger.h), which librdkafka 2.0's auto-commit cannot send. */
+	/* Offsets are committed only inside the producer's transactions (worker/kafka_txn.h),
+	 * with the forwards they settle. */
 	{ "enable.auto.commit", "false" },
+	/* Aborted forwards (a zombie's, a failed transaction's) are never read back. */
+	{ "isolation.level", "read_committed" },
 	{ "enable.partition.eof", "true" },      /* --drain needs to know when it caught up */
 	/* The rebalance callbacks use the incremental API; an eager strategy would make every
 	 * assignment fail. */

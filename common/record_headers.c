@@ -80,9 +80,7 @@ void record_headers_strip_decision(rd_kafka_headers_t *hdrs)
 {
 	static const char *const names[] = { HDR_ERROR_CLASS, HDR_ERROR_SQLSTATE,
 					     HDR_ERROR_CONSTRAINT, HDR_ERROR_MESSAGE, HDR_ATTEMPT,
-					     HDR_RETRY_NOT_BEFORE, HDR_WORKER_ID,
-					     HDR_SOURCE_TOPIC, HDR_SOURCE_PARTITION,
-					     HDR_SOURCE_OFFSET };
+					     HDR_RETRY_NOT_BEFORE, HDR_WORKER_ID };
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		rd_kafka_header_remove(hdrs, names[i]);
 }

@@ -16,12 +16,6 @@
 #define HDR_RETRY_NOT_BEFORE "x-retry-not-before"
 #define HDR_WORKER_ID "x-worker-id"
 #define HDR_REPLAYED "x-replayed"
-/* The record a requeue or dead letter was made from (the input or retry record consumed):
- * lets the next owner of that partition see that a redelivered record was forwarded already
- * (worker/forward_scan.c). */
-#define HDR_SOURCE_TOPIC "x-source-topic"
-#define HDR_SOURCE_PARTITION "x-source-partition"
-#define HDR_SOURCE_OFFSET "x-source-offset"
 
 /* Where a request first arrived and how often it was tried, read from a record. */
 struct record_origin {
@@ -42,7 +36,7 @@ void record_origin_read(const rd_kafka_message_t *m, const char *retry_topic,
 int record_header_int(rd_kafka_headers_t *hdrs, const char *name, int64_t *out);
 
 /* Removes every header this worker writes when deciding (x-error-*, x-attempt,
- * x-retry-not-before, x-worker-id, x-source-*), keeping the producer's own and x-original-*. */
+ * x-retry-not-before, x-worker-id), keeping the producer's own and x-original-*. */
 void record_headers_strip_decision(rd_kafka_headers_t *hdrs);
 
 /* Adds a header with a decimal value. */

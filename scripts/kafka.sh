@@ -142,6 +142,9 @@ offsets.topic.num.partitions=1
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=1
+# A transaction left open by a killed or frozen worker is aborted within ~1 s of its timeout
+# (the worker's transaction.timeout.ms), not ~10 s: the tests' failovers stay short.
+transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 # A group's first rebalance starts at once, not after 3 s.

@@ -7,6 +7,7 @@
 #include "asset_tx.h"
 #include "clock.h"
 #include "consume_loop.h"
+#include "forward.h"
 #include "log.h"
 #include "metrics.h"
 #include "sqlstate.h"
@@ -33,11 +34,28 @@ static const char *nonempty(const char *s) { return s && *s ? s : NULL; }
 		LOG_I("offset", (e)->msg->offset), LOG_S("request_id", req_id),              \
 		LOG_I("attempt", (e)->origin.attempts + 1)
 
+/* Produces the request's forward into the open transaction; the request is final as soon as
+ * it is in (the transaction commits its input offset with it). Not for a request whose
+ * partition was revoked or rewound meanwhile: that one is decided again. Returns 0 when
+ * forwarded. */
+static int forward(struct worker *w, struct request_entry *e, const char *topic,
+		   const struct forward_reason *why, int attempts, int64_t not_before_ms)
+{
+	struct txn_input in = { e->input.topic, e->input.partition, e->input.offset };
+	if (!offset_tracker_is_current(w->tracker, &e->input))
+		return -1;
+	if (forward_record(&w->txn, w->worker_id, e->msg, &in, &e->origin, topic, why, attempts,
+			   not_before_ms) < 0)
+		return -1; /* the transaction aborts, the consumer rewinds: decided again */
+	worker_complete(w, &e->input);
+	return 0;
+}
+
 static void dead_letter(struct worker *w, struct request_entry *e, const char *request_id,
 			const struct forward_reason *why)
 {
-	forward_record(&w->fwd, e->msg, &e->input, &e->origin, w->cfg->kafka.dlq_topic, why,
-		       e->origin.attempts + 1, 0);
+	if (forward(w, e, w->cfg->kafka.dlq_topic, why, e->origin.attempts + 1, 0) < 0)
+		return;
 	worker_stats_count(&w->stats, STAT_DEAD_LETTERED);
 	metrics_count_dead_letter(why->error_class);
 	log_warn("request", REQUEST_FIELDS(e, request_id), LOG_S("outcome", "dead_lettered"),
@@ -51,8 +69,8 @@ static void requeue(struct worker *w, struct request_entry *e, const char *reque
 	int attempt = e->origin.attempts + 1;
 	int64_t delay = backoff_delay_ms(&w->backoff, attempt, backoff_random());
 
-	forward_record(&w->fwd, e->msg, &e->input, &e->origin, w->cfg->kafka.retry_topic, why,
-		       attempt, clock_wall_ms() + delay);
+	if (forward(w, e, w->cfg->kafka.retry_topic, why, attempt, clock_wall_ms() + delay) < 0)
+		return;
 	worker_stats_count(&w->stats, STAT_REQUEUED);
 	metrics_count_retry(METRICS_RETRY_REQUEUE);
 	log_info("request", REQUEST_FIELDS(e, request_id), LOG_S("outcome", "requeued"),

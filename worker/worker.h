@@ -7,12 +7,11 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "backlog.h"
 #include "backoff.h"
 #include "config.h"
-#include "forward.h"
-#include "forward_ledger.h"
-#include "forward_scan.h"
-#include "offset_commit.h"
+#include "forward_hold.h"
+#include "kafka_txn.h"
 #include "offset_tracker.h"
 #include "pg_session.h"
 #include "retry_delay.h"
@@ -28,29 +27,15 @@ enum run_stage {
 			  * and is redelivered to the next owner */
 };
 
-/* A record taken from the consumer and not yet processed (fetched while the loop was busy). */
-struct backlog_entry {
-	rd_kafka_message_t *msg;
-	struct tracked_offset input;
-};
-
-struct backlog {
-	struct backlog_entry *items;
-	size_t head, count, cap;
-};
-
 struct worker {
 	struct config *cfg;             /* borrowed; SIGHUP swaps reloadable keys in place */
 	char worker_id[128];
 	int drain_mode;                 /* --drain: exit 0 once caught up */
 
 	rd_kafka_t *consumer;
-	struct forwarder fwd;
+	struct kafka_txn txn;           /* forwards and offsets, committed together */
+	struct forward_hold hold;       /* partitions stopped at a forward that failed */
 	struct offset_tracker *tracker;
-	struct offset_commits commits;
-	struct forward_ledger *ledger;  /* where our forwards are: commit metadata */
-	struct forward_scanner scanner; /* reads the retry/DLQ topics on assignment */
-	struct forwarded_set found;     /* redelivered records forwarded already: skipped */
 	struct retry_delay delayed;
 	struct backlog backlog;
 	struct pg_session pg;
@@ -58,8 +43,6 @@ struct worker {
 
 	int paused_for_db;              /* every assigned partition paused: database unavailable */
 	int retry_paused;               /* retry partitions paused: too many retries waiting */
-	/* Input partitions paused because the broker refuses one of their forwards for good. */
-	rd_kafka_topic_partition_list_t *blocked;
 	int assigned_once;              /* a first assignment arrived (possibly empty) */
 	int64_t last_rebalance_ms;
 	int64_t caught_up_since_ms;     /* --drain: when the caught-up state began, 0 if not */
@@ -67,7 +50,6 @@ struct worker {
 	rd_kafka_topic_partition_list_t *produced; /* retry partitions we wrote to: last offset */
 	int fatal;                      /* unrecoverable error: exit 1 */
 	int64_t gauges_at_ms;           /* last refresh of the /metrics gauges */
-	int64_t floors_at_ms;           /* last refresh of the forward floors */
 	size_t batch_limit;             /* requests per batch now: adapts to refusals */
 
 	struct worker_stats stats;
