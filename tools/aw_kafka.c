@@ -191,6 +191,8 @@ static rd_kafka_t *consumer_new(const struct opts *o, const char *group)
 	    conf_set(conf, "enable.auto.offset.store", "false") != 0 ||
 	    conf_set(conf, "enable.partition.eof", "true") != 0 ||
 	    conf_set(conf, "auto.offset.reset", "earliest") != 0 ||
+	    /* What the worker commits is all a reader may see (SPEC 4); explicit, not a default */
+	    conf_set(conf, "isolation.level", "read_committed") != 0 ||
 	    conf_set(conf, "fetch.wait.max.ms", "50") != 0) {
 		rd_kafka_conf_destroy(conf);
 		return NULL;

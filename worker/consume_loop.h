@@ -1,6 +1,8 @@
-/* The consume loop: one consumer in the group on the input and retry topics, one request at a
- * time, offsets stored only when a request is final (see offset_tracker.h), cooperative
- * rebalances that commit what is final before a partition leaves. */
+/* The consume loop: one consumer in the group on the input and retry topics; records gathered
+ * into batches (due retries first), each batch processed (process_request.h), and between
+ * batches the Kafka transaction that commits forwards and the offsets of final requests
+ * (kafka_txn.h). An offset is final only when its request is (offset_tracker.h).
+ * worker_setup and worker_cleanup are in worker_life.c; rebalances in partitions.c. */
 #ifndef AW_CONSUME_LOOP_H
 #define AW_CONSUME_LOOP_H
 

@@ -162,6 +162,16 @@ int64_t offset_tracker_close(struct offset_tracker *t, const struct tracked_offs
 	return committable;
 }
 
+int64_t offset_tracker_at_end(struct offset_tracker *t, const char *topic, int32_t partition,
+			      int64_t end)
+{
+	struct partition_track *p = find(t, topic, partition);
+	if (!p || !p->assigned || p->count > 0 || end <= p->last_opened + 1)
+		return -1;
+	p->last_opened = end - 1; /* nothing below `end` may be opened in this assignment now */
+	return end;
+}
+
 size_t offset_tracker_open_count(const struct offset_tracker *t)
 {
 	size_t n = 0;

@@ -44,6 +44,13 @@ int offset_tracker_open(struct offset_tracker *t, const char *topic, int32_t par
  * a stale ref). */
 int64_t offset_tracker_close(struct offset_tracker *t, const struct tracked_offset *ref);
 
+/* The consumer reached the partition's end at `end` (its fetch position, past any
+ * transaction markers). With no record open, `end` is committable: returns it, else -1.
+ * (The last record's offset + 1 is not the end of a topic written by transactions: a commit
+ * marker follows it, and a reader committed before the marker would never look caught up.) */
+int64_t offset_tracker_at_end(struct offset_tracker *t, const char *topic, int32_t partition,
+			      int64_t end);
+
 /* Open records in all partitions. */
 size_t offset_tracker_open_count(const struct offset_tracker *t);
 

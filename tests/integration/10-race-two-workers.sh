@@ -5,7 +5,11 @@
 # per request, nothing dead-lettered, nothing lost.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_faults.sh"
-it_setup
+# Four input partitions, two retry partitions: cooperative-sticky balances a member's count of
+# partitions, not its share of each topic, and with 4 + 4 a worker joining second can be
+# handed exactly the four retry partitions (no input, no race). With 4 + 2 each of the two
+# holds three, so each holds input.
+it_setup --topic assets.create:4 --topic assets.create.retry:2 --topic assets.create.dlq:4
 it_seed
 
 stream="$IT_DIR/stream.jsonl"
