@@ -2,7 +2,8 @@
 # The benchmark of issue 4: the worker against the ceilings of the same machine, same run.
 #
 #   tests/bench/run.sh [--count N] [--mix clean|errors|both] [--workers "1 2"]
-#                      [--batch-size B] [--pgbench-seconds S] [--out DIR] [--keep]
+#                      [--batch-size B] [--pgbench-seconds S] [--baseline REF]
+#                      [--out DIR] [--keep]
 #   tests/bench/run.sh --rss-check [--batch-size B] [--out DIR] [--keep]
 #
 # A benchmark, not a test: it prints figures and never fails on a time. It exits 1 when the
@@ -13,6 +14,11 @@
 # 55470) and, for every measured run, a fresh Apache Kafka broker on loopback (scripts/kafka.sh,
 # KRaft, one node, run dir DIR/<run>/kafka) and a fresh database, so runs share nothing but the server process.
 # Binaries come from $AW_BUILD_DIR (default <repo>/build-rel, a RelWithDebInfo build).
+#
+# --baseline REF also measures the worker of git revision REF (HEAD~1, a commit id), built
+# once into DIR/baseline/<commit>, in the same invocation: each configuration runs with this
+# tree's worker, then with REF's, each on its own fresh broker and database, with the same
+# input (this tree's aw-gen stream and aw-kafka), and the table compares them.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,11 +34,12 @@ batch=""
 keep=0
 rss_check=0
 pgbench_secs=10
+baseline_ref=""
 seed=4242
 tenant=7b3d0c1e-5a5a-4b4b-9c9c-00000000be7c
 
 usage() {
-	sed -n '3,6p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '3,7p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -44,6 +51,7 @@ while (($# > 0)); do
 	--batch-size) batch="${2:?}" && shift ;;
 	--pgbench-seconds) pgbench_secs="${2:?}" && shift ;;
 	--out) out_dir="${2:?}" && shift ;;
+	--baseline) baseline_ref="${2:?}" && shift ;;
 	--keep) keep=1 ;;
 	--rss-check) rss_check=1 ;;
 	-h | --help) usage ;;
@@ -73,8 +81,16 @@ if ! [[ "$batch" =~ ^[0-9]+$ ]] || ((batch < 1 || batch > 256)); then
 	exit 2
 fi
 if ((rss_check)); then
+	[[ -z "$baseline_ref" ]] || { echo "run.sh: --baseline does not combine with --rss-check" >&2 && exit 2; }
 	mixes="clean"
 	workers_list="1"
+fi
+base_sha=""
+base_short=""
+if [[ -n "$baseline_ref" ]]; then
+	base_sha="$(git -C "$repo" rev-parse --verify --quiet "$baseline_ref^{commit}")" ||
+		{ echo "run.sh: --baseline: '$baseline_ref' is not a commit of $repo" >&2 && exit 2; }
+	base_short="$(git -C "$repo" rev-parse --short "$base_sha")"
 fi
 
 WORKER="$build/worker/worker"
@@ -93,6 +109,36 @@ PSQL="$pg_bindir/psql"
 
 mkdir -p "$out_dir"
 out_dir="$(cd "$out_dir" && pwd)"
+
+# build_baseline SHA: sets base_worker, the worker of revision SHA built like $build
+# (RelWithDebInfo), once: it is kept in DIR/baseline/SHA and reused by later invocations, a
+# commit's source never changing. Only the worker is built: the tools and the stream stay
+# this tree's, so both workers read byte-identical input.
+build_baseline() {
+	local sha="$1" dir="$out_dir/baseline/$1"
+	base_worker="$dir/worker"
+	base_how="built by an earlier run"
+	[[ -x "$base_worker" ]] && return 0
+	base_how="built now"
+	rm -rf "$dir"
+	mkdir -p "$dir/src"
+	# git archive rather than a worktree: the repository (maybe someone else's checkout) is
+	# only read, and removing DIR leaves nothing behind in its .git.
+	git -C "$repo" archive --format=tar "$sha" | tar -x -C "$dir/src"
+	if ! { cmake -S "$dir/src" -B "$dir/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+		cmake --build "$dir/build" --target worker -j"$(nproc)"; } >"$dir/build.log" 2>&1; then
+		echo "run.sh: --baseline: building $sha failed; see $dir/build.log" >&2
+		tail -n 20 "$dir/build.log" >&2
+		exit 1
+	fi
+	# Put in place last, so an interrupted build is not taken for a cached one.
+	cp "$dir/build/worker/worker" "$dir/worker.tmp"
+	mv "$dir/worker.tmp" "$base_worker"
+}
+base_worker=""
+if [[ -n "$base_sha" ]]; then
+	build_baseline "$base_sha"
+fi
 pg_run="$out_dir/pg"
 export PGHOST=127.0.0.1 PGPORT="$pg_port" PGUSER=postgres
 clk_tck="$(getconf CLK_TCK)"
@@ -117,12 +163,39 @@ fresh_db() {
 		-c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1" >/dev/null
 }
 
-# write_config FILE DB GROUP: the worker's config for one run (brokers from $KAFKA_BROKERS).
+# Keys under kafka: that a worker of another revision may not know (a --baseline build is
+# older than this tree), and unknown keys are errors (README, Configuration): each is written
+# only for a binary whose check-config accepts it; a worker without the key runs as it does.
+optional_kafka_lines=(
+	"  transaction_interval_ms: 100" # SPEC 6's value
+)
+declare -A kafka_extra # kafka_extra[BIN]: the optional kafka: lines BIN accepts
+
+# probe_config_keys BIN: fills kafka_extra[BIN], one check-config per optional key (no server
+# is contacted: check-config only parses).
+probe_config_keys() {
+	local bin="$1" line accepted="" probe="$out_dir/probe-config.yaml"
+	for line in "${optional_kafka_lines[@]}"; do
+		kafka_extra[$bin]="$accepted$line"$'\n'
+		write_config "$probe" probe probe "$bin"
+		if "$bin" check-config --config "$probe" >/dev/null 2>&1; then
+			accepted="${kafka_extra[$bin]}"
+		fi
+	done
+	kafka_extra[$bin]="$accepted"
+	rm -f "$probe"
+}
+
+# write_config FILE DB GROUP [BIN]: the config of worker BIN (default $WORKER) for one run
+# (brokers from $KAFKA_BROKERS).
 write_config() {
 	cat >"$1" <<-YAML
 		kafka:
 		  brokers: "\${KAFKA_BROKERS:-127.0.0.1:9}"
 		  group_id: $3
+	YAML
+	printf '%s' "${kafka_extra[${4:-$WORKER}]:-}" >>"$1"
+	cat >>"$1" <<-YAML
 		  properties:
 		    session.timeout.ms: "6000"
 		    heartbeat.interval.ms: "500"
@@ -135,11 +208,13 @@ write_config() {
 	YAML
 }
 
-# prepare_db DB DIR: fresh database, migrated, with the tenant.
+# prepare_db DB DIR [BIN]: fresh database, migrated by worker BIN (default $WORKER: each
+# worker creates its own revision's schema), with the tenant.
 prepare_db() {
+	local bin="${3:-$WORKER}"
 	fresh_db "$1"
-	write_config "$2/migrate.yaml" "$1" unused
-	"$WORKER" migrate --config "$2/migrate.yaml" 2>"$2/migrate.log" ||
+	write_config "$2/migrate.yaml" "$1" unused "$bin"
+	"$bin" migrate --config "$2/migrate.yaml" 2>"$2/migrate.log" ||
 		{ cat "$2/migrate.log" >&2 && return 1; }
 	sql "$1" "INSERT INTO tenants (id, name) VALUES ('$tenant', 'bench tenant')" >/dev/null
 }
@@ -254,10 +329,18 @@ correct_all=1
 # timev FILE FIELD: a field of /usr/bin/time -v output
 timev() { awk -F': ' -v f="$2" 'index($0, f) { print $2; exit }' "$1"; }
 
-# run_one MIX WORKERS N: one measured run; fills R[...].
+# run_one MIX WORKERS N [base]: one measured run of this tree's worker, or with "base" of the
+# --baseline worker (its run name ends in -base); fills R[...].
 run_one() {
-	local mix="$1" nw="$2" n="$3" run dir i rc=0 t0 pgc0 brc0 sys0 sys1 pgc1 brc1 bpid
+	local mix="$1" nw="$2" n="$3" run dir i rc=0 t0 pgc0 brc0 sys0 sys1 pgc1 brc1 bpid bin="$WORKER"
 	run="$mix-w$nw-n$n"
+	R[$run,label]=this
+	if [[ "${4:-}" == base ]]; then
+		run="$run-base"
+		bin="$base_worker"
+		R[$run,label]="base $base_short"
+	fi
+	R[$run,bin]="$bin"
 	runs+=("$run")
 	dir="$out_dir/$run"
 	rm -rf "$dir"
@@ -278,9 +361,9 @@ run_one() {
 	export KAFKA_BROKERS
 	bpid="$(<"$dir/kafka/kafka.pid")"
 
-	prepare_db bench_run "$dir"
-	write_config "$dir/worker.yaml" bench_run "bench-$run-$(date +%s)"
-	"$WORKER" check-config --config "$dir/worker.yaml" >/dev/null
+	prepare_db bench_run "$dir" "$bin"
+	write_config "$dir/worker.yaml" bench_run "bench-$run-$(date +%s)" "$bin"
+	"$bin" check-config --config "$dir/worker.yaml" >/dev/null
 
 	t0="$(now_ns)"
 	"$AWK" produce --envelope --topic assets.create --file "$stream" 2>"$dir/produce.log"
@@ -297,7 +380,7 @@ run_one() {
 	worker_pids=()
 	for ((i = 1; i <= nw; i++)); do
 		/usr/bin/time -v -o "$dir/time-$i.txt" \
-			timeout -k 10 "$limit" "$WORKER" run --config "$dir/worker.yaml" --drain \
+			timeout -k 10 "$limit" "$bin" run --config "$dir/worker.yaml" --drain \
 			2>"$dir/worker-$i.log" &
 		worker_pids+=($!)
 	done
@@ -429,7 +512,7 @@ check_correctness() {
 		# a partition handover for the next run. Run it (not timed), then count again.
 		say "$run: $missing request(s) not final, ${R[$run,retry_records]} record(s) on the retry" \
 			"topic: one more --drain (not timed) to settle them"
-		timeout 300 "$WORKER" run --config "$dir/worker.yaml" --drain 2>"$dir/worker-settle.log" || true
+		timeout 300 "${R[$run,bin]}" run --config "$dir/worker.yaml" --drain 2>"$dir/worker-settle.log" || true
 		"$AWK" dump --topic assets.create.dlq 2>>"$dir/dump.log" |
 			jq -r '((.value // "") | (fromjson? // {}) | if type == "object" then .request_id // "" else "" end) as $r
 				| [(if $r | type == "string" then $r else "" end), .headers["x-error-class"] // "",
@@ -471,6 +554,17 @@ check_correctness() {
 
 say "asset-worker benchmark: $(date -u +%FT%TZ), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 say "build $build, output $out_dir, PostgreSQL $("$PSQL" --version | awk '{ print $3 }') on 127.0.0.1:$pg_port"
+probe_config_keys "$WORKER"
+if [[ -n "$base_sha" ]]; then
+	probe_config_keys "$base_worker"
+	this_desc="$(git -C "$repo" rev-parse --short HEAD)"
+	[[ -z "$(git -C "$repo" status --porcelain --untracked-files=no)" ]] || this_desc="$this_desc + uncommitted changes"
+	# What each worker.yaml gets beyond the common keys, e.g. kafka.transaction_interval_ms.
+	keys_desc() { sed -n 's/^ *\([^:]*\): */kafka.\1: /p' <<<"${kafka_extra[$1]}" | paste -sd' ' -; }
+	say "this: $this_desc, worker $WORKER; optional config keys: $(keys_desc "$WORKER" | grep . || echo none)"
+	say "base: $baseline_ref = $base_sha \"$(git -C "$repo" log -1 --format=%s "$base_sha" | cut -c1-72)\""
+	say "base: worker $base_worker ($base_how); optional config keys: $(keys_desc "$base_worker" | grep . || echo none)"
+fi
 pg start >/dev/null
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -503,6 +597,11 @@ done
 for mix in $mixes; do
 	for nw in $workers_list; do
 		run_one "$mix" "$nw" "$count"
+		# The same configuration at once with the baseline worker, so both see about the
+		# same machine (and the same order of events: ceiling, fresh broker and database).
+		if [[ -n "$base_sha" ]]; then
+			run_one "$mix" "$nw" "$count" base
+		fi
 	done
 done
 
@@ -529,30 +628,59 @@ for run in "${runs[@]}"; do
 done
 echo
 fmt='%-6s %3s %7s %7s %5s %6s %7s %7s %7s %5s %6s %7s %7s %7s %6s %5s %6s %4s\n'
+# With --baseline, a first column says which worker the row is of (the run names' -base).
+lab=() lab2=()
+if [[ -n "$base_sha" ]]; then
+	fmt="%-12s $fmt"
+	lab=(worker) lab2=("")
+fi
 # shellcheck disable=SC2059 # one format for the header and the rows
-printf "$fmt" mix wrk "req/s" "DB" "÷DB" "÷clean" "broker" "p50 ms" "p99 ms" "1st" "cycle" \
+printf "$fmt" "${lab[@]}" mix wrk "req/s" "DB" "÷DB" "÷clean" "broker" "p50 ms" "p99 ms" "1st" "cycle" \
 	"wkr CPU" "pg CPU" "brk CPU" "RSS" "rows/" "others" ok
 # shellcheck disable=SC2059
-printf "$fmt" "" "" "" "ceiling" "" "" "rec/s" "e2e" "e2e" "s" "ms" "s/1k" "s/1k" "s/1k" "MiB" "txn" "cores" ""
+printf "$fmt" "${lab2[@]}" "" "" "" "ceiling" "" "" "rec/s" "e2e" "e2e" "s" "ms" "s/1k" "s/1k" "s/1k" "MiB" "txn" "cores" ""
 for mix in $mixes; do
 	for nw in $workers_list; do
-		run="$mix-w$nw-n$count"
-		ratio_db="$(calc "c = ${ceil[pipe-$run]}; printf \"%.2f\", (c > 0 ? ${R[$run,rps]} / c : 0)")"
-		ratio_clean="-"
-		clean_run="clean-w$nw-n$count"
-		if [[ "$mix" == errors && -n "${R[$clean_run,rps]:-}" ]]; then
-			ratio_clean="$(calc "c = ${R[$clean_run,rps]}; printf \"%.2f\", (c > 0 ? ${R[$run,rps]} / c : 0)")"
-		fi
-		R[$run,ratio_db]="$ratio_db"
-		R[$run,ratio_clean]="$ratio_clean"
-		# shellcheck disable=SC2059
-		printf "$fmt" "$mix" "$nw" "${R[$run,rps]}" "${ceil[pipe-$run]}" "$ratio_db" "$ratio_clean" \
-			"${R[$run,broker_ceil]}" "${R[$run,p50]}" "${R[$run,p99]}" "${R[$run,startup_s]}" \
-			"${R[$run,cycle_ms]}" "${R[$run,cpu_per_k]}" "${R[$run,pg_cpu_per_k]}" \
-			"${R[$run,broker_cpu_per_k]}" "$(mib "${R[$run,rss_kb]}")" "${R[$run,rows_per_txn]}" \
-			"${R[$run,other]}" "${R[$run,correct]}"
+		for sfx in "" ${base_sha:+-base}; do
+			run="$mix-w$nw-n$count$sfx"
+			ratio_db="$(calc "c = ${ceil[pipe-$run]}; printf \"%.2f\", (c > 0 ? ${R[$run,rps]} / c : 0)")"
+			ratio_clean="-"
+			clean_run="clean-w$nw-n$count$sfx"
+			if [[ "$mix" == errors && -n "${R[$clean_run,rps]:-}" ]]; then
+				ratio_clean="$(calc "c = ${R[$clean_run,rps]}; printf \"%.2f\", (c > 0 ? ${R[$run,rps]} / c : 0)")"
+			fi
+			R[$run,ratio_db]="$ratio_db"
+			R[$run,ratio_clean]="$ratio_clean"
+			[[ -z "$base_sha" ]] || lab=("${R[$run,label]}")
+			# shellcheck disable=SC2059
+			printf "$fmt" "${lab[@]}" "$mix" "$nw" "${R[$run,rps]}" "${ceil[pipe-$run]}" "$ratio_db" "$ratio_clean" \
+				"${R[$run,broker_ceil]}" "${R[$run,p50]}" "${R[$run,p99]}" "${R[$run,startup_s]}" \
+				"${R[$run,cycle_ms]}" "${R[$run,cpu_per_k]}" "${R[$run,pg_cpu_per_k]}" \
+				"${R[$run,broker_cpu_per_k]}" "$(mib "${R[$run,rss_kb]}")" "${R[$run,rows_per_txn]}" \
+				"${R[$run,other]}" "${R[$run,correct]}"
+		done
 	done
 done
+if [[ -n "$base_sha" ]]; then
+	# x / y, or - when y is 0 (nothing measured)
+	ratio() { calc "if (($2) > 0) printf \"%.2f\", ($1) / ($2); else print \"-\""; }
+	echo
+	echo "this ($this_desc) / base $base_short ($baseline_ref): same stream, each run on its own fresh broker and database"
+	for mix in $mixes; do
+		for nw in $workers_list; do
+			a="$mix-w$nw-n$count"
+			b="$a-base"
+			printf '  %s, %d worker(s): req/s %s / %s = %s (÷DB %s / %s); p50 e2e %s / %s ms = %s;' \
+				"$mix" "$nw" "${R[$a,rps]}" "${R[$b,rps]}" "$(ratio "${R[$a,rps]}" "${R[$b,rps]}")" \
+				"${R[$a,ratio_db]}" "${R[$b,ratio_db]}" \
+				"${R[$a,p50]}" "${R[$b,p50]}" "$(ratio "${R[$a,p50]:-0}" "${R[$b,p50]:-0}")"
+			printf ' p99 e2e %s / %s ms = %s; 1st %s / %s s; cycle %s / %s ms; correctness %s / %s\n' \
+				"${R[$a,p99]}" "${R[$b,p99]}" "$(ratio "${R[$a,p99]:-0}" "${R[$b,p99]:-0}")" \
+				"${R[$a,startup_s]}" "${R[$b,startup_s]}" \
+				"${R[$a,cycle_ms]}" "${R[$b,cycle_ms]}" "${R[$a,correct]}" "${R[$b,correct]}"
+		done
+	done
+fi
 cat <<'EOF'
 
 req/s     (asset_requests rows + dead letters) / (max - min asset_requests.processed_at): the span of
@@ -574,6 +702,12 @@ RSS       peak resident set size, the largest of the workers (/usr/bin/time -v).
 others    cores busy with anything else (other users of this machine) during the run: /proc/stat
           busy time minus the workers, PostgreSQL and the broker. Non-zero means noisy figures.
 EOF
+if [[ -n "$base_sha" ]]; then
+	echo "worker    this: this tree's worker, from $build;"
+	echo "          base $base_short: the worker of $baseline_ref, from $out_dir/baseline/$base_sha."
+	echo "          Same stream and tools for both; each run on its own fresh broker and database,"
+	echo "          migrated by its own worker. 'this / base' lines: this tree's figure, then base's."
+fi
 echo
 echo "Targets (issue 4; informational, never a failure):"
 for nw in $workers_list; do
