@@ -29,12 +29,26 @@ enum run_stage worker_stage(const struct worker *w)
 
 /* ---- partition bookkeeping ---- */
 
+/* With nothing open, a partition seen at its end is committable up to that end: past the
+ * commit markers a transactional writer (ours, on the retry topic) leaves after the last
+ * record. Not a held partition: its records beyond the held one were dropped, not settled. */
+static void commit_to_end(struct worker *w, const char *topic, int32_t partition)
+{
+	const rd_kafka_topic_partition_t *eof =
+		rd_kafka_topic_partition_list_find(w->eof, topic, partition);
+	int64_t end;
+	if (eof && !forward_hold_find(&w->hold, topic, partition) &&
+	    (end = offset_tracker_at_end(w->tracker, topic, partition, eof->offset)) >= 0)
+		kafka_txn_offset(&w->txn, topic, partition, end);
+}
+
 void worker_complete(struct worker *w, const struct tracked_offset *input)
 {
 	int64_t next = offset_tracker_close(w->tracker, input);
 	if (next >= 0) {
 		kafka_txn_offset(&w->txn, input->topic, input->partition, next);
 		partitions_advanced(w, input->topic, input->partition, next);
+		commit_to_end(w, input->topic, input->partition);
 	}
 }
 
@@ -67,12 +81,8 @@ static void on_consumer_event(struct worker *w, rd_kafka_message_t *msg)
 {
 	if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
 		const char *topic = rd_kafka_topic_name(msg->rkt);
-		int64_t end;
 		partition_list_set(w->eof, topic, msg->partition, msg->offset);
-		/* A held partition's records beyond the held one were dropped, not settled. */
-		if (!forward_hold_find(&w->hold, topic, msg->partition) &&
-		    (end = offset_tracker_at_end(w->tracker, topic, msg->partition, msg->offset)) >= 0)
-			kafka_txn_offset(&w->txn, topic, msg->partition, end);
+		commit_to_end(w, topic, msg->partition);
 		return;
 	}
 	if (msg->err == RD_KAFKA_RESP_ERR__FATAL) {

@@ -37,6 +37,7 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	struct txn_input in = { n->topic, n->partition, n->offset };
 	(void)rk;
 
+	t->inflight--;
 	if (!m->err) {
 		if (t->delivered)
 			t->delivered(t->opaque, &in, rd_kafka_topic_name(m->rkt), m->partition,
@@ -78,7 +79,7 @@ static void ended(struct kafka_txn *t, int aborted)
 {
 	t->state = TXN_IDLE;
 	t->produced = 0;
-	t->offsets_sent = 0;
+	t->offsets_sent = 0; /* (inflight is the delivery reports' to count down) */
 	list_clear(&t->sending);
 	if (aborted) {
 		list_clear(&t->offsets);
@@ -214,20 +215,30 @@ enum txn_status kafka_txn_tick(struct kafka_txn *t, rd_kafka_t *consumer, int no
 		return do_commit(t, consumer);
 	case TXN_IDLE:
 	case TXN_OPEN:
+	case TXN_FLUSHING:
 		break;
 	}
 	if (t->doomed)
 		return do_abort(t, "a forward failed");
 	if (t->state == TXN_IDLE && t->offsets->cnt == 0)
 		return TXN_OK;
-	if (!now && clock_mono_ms() - t->opened_ms < t->interval_ms)
+	if (t->state != TXN_FLUSHING && !now && clock_mono_ms() - t->opened_ms < t->interval_ms)
 		return TXN_OK;
+	/* librdkafka's commit flushes first, blocking the loop (and its signals) for as long as
+	 * the broker takes; waiting here for the acknowledgements keeps the loop live. */
+	if (t->inflight > 0) {
+		if (t->state == TXN_OPEN)
+			t->state = TXN_FLUSHING;
+		return TXN_BUSY;
+	}
+	if (t->state == TXN_FLUSHING)
+		t->state = TXN_OPEN;
 	return do_commit(t, consumer);
 }
 
 enum txn_status kafka_txn_abort(struct kafka_txn *t)
 {
-	if (t->state == TXN_OPEN || t->state == TXN_ABORTING)
+	if (t->state == TXN_OPEN || t->state == TXN_FLUSHING || t->state == TXN_ABORTING)
 		return do_abort(t, "partitions lost");
 	return TXN_OK;
 }
@@ -273,6 +284,7 @@ int kafka_txn_produce(struct kafka_txn *t, const struct txn_input *input, const 
 		return -1;
 	}
 	t->produced++; /* hdrs and n now owned by librdkafka */
+	t->inflight++;
 	return 0;
 }
 
@@ -286,6 +298,13 @@ void kafka_txn_offset(struct kafka_txn *t, const char *topic, int32_t partition,
 	p->offset = next;
 	if (!t->opened_ms)
 		t->opened_ms = clock_mono_ms();
+}
+
+void kafka_txn_offset_include(struct kafka_txn *t, const char *topic, int32_t partition,
+			      int64_t offset)
+{
+	if (offset >= 0 && !rd_kafka_topic_partition_list_find(t->offsets, topic, partition))
+		kafka_txn_offset(t, topic, partition, offset);
 }
 
 void kafka_txn_forget(struct kafka_txn *t, const char *topic, int32_t partition)
@@ -305,14 +324,15 @@ int64_t kafka_txn_due_in(const struct kafka_txn *t)
 	if (t->state == TXN_IDLE && t->offsets->cnt == 0 && !t->doomed)
 		return -1;
 	if (t->state != TXN_IDLE && t->state != TXN_OPEN)
-		return 0;
+		return t->state == TXN_FLUSHING ? 10 : 0; /* FLUSHING: acknowledgements come by
+							     * the producer's poll, not the consumer's */
 	left = t->opened_ms + t->interval_ms - clock_mono_ms();
 	return t->doomed || left < 0 ? 0 : left;
 }
 
 int kafka_txn_busy(const struct kafka_txn *t)
 {
-	return t->state == TXN_COMMITTING || t->state == TXN_ABORTING;
+	return t->state == TXN_FLUSHING || t->state == TXN_COMMITTING || t->state == TXN_ABORTING;
 }
 
 int kafka_txn_pending(const struct kafka_txn *t)
@@ -377,8 +397,13 @@ void kafka_txn_cleanup(struct kafka_txn *t, int fast)
 		return;
 	/* An open transaction's forwards are aborted: their inputs are not committed and come
 	 * back to the partitions' next owner. */
-	if (!fast && t->state == TXN_OPEN)
+	if (!fast && (t->state == TXN_OPEN || t->state == TXN_FLUSHING))
 		do_abort(t, "shutting down");
+	if (t->state != TXN_IDLE)
+		log_warn("transaction_abandoned", LOG_I("forwards", (int64_t)t->produced),
+			 LOG_S("reason", "stopping without waiting for the broker: the open "
+					 "transaction is aborted by the broker after "
+					 "transaction.timeout.ms; its requests are redelivered"));
 	if (t->state != TXN_IDLE)
 		rd_kafka_purge(t->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 	rd_kafka_poll(t->producer, 0); /* frees the notes of purged records */

@@ -48,6 +48,8 @@ typedef void(txn_refused_cb)(void *opaque, const struct txn_input *input, const 
 enum txn_state {
 	TXN_IDLE,       /* no transaction */
 	TXN_OPEN,       /* begun: forwards and offsets go in */
+	TXN_FLUSHING,   /* the commit is due: no more forwards; waiting for the broker to
+			 * acknowledge those in flight, so the commit's calls do not block on them */
 	TXN_COMMITTING, /* commit started, not yet answered */
 	TXN_ABORTING,   /* abort started, not yet answered */
 	TXN_DEAD,       /* fatal */
@@ -59,6 +61,7 @@ struct kafka_txn {
 	int doomed;       /* a forward failed: the open transaction can only be aborted */
 	int offsets_sent; /* COMMITTING: the offsets are in; only the commit is left */
 	size_t produced;  /* forwards in the open transaction */
+	size_t inflight;  /* forwards produced and not yet acknowledged (or failed) */
 	rd_kafka_topic_partition_list_t *offsets; /* next offset to consume, per partition */
 	rd_kafka_topic_partition_list_t *sending; /* COMMITTING: the offsets of that commit */
 	rd_kafka_consumer_group_metadata_t *cgmd; /* COMMITTING: the metadata sent */
@@ -86,6 +89,10 @@ int kafka_txn_produce(struct kafka_txn *t, const struct txn_input *input, const 
 		      rd_kafka_headers_t *hdrs);
 /* The partition may be committed up to `next` with the next transaction. */
 void kafka_txn_offset(struct kafka_txn *t, const char *topic, int32_t partition, int64_t next);
+/* Adds the partition at `offset` unless it is in the next commit already. A transaction with
+ * forwards must carry offsets: they are what the group coordinator fences a zombie by. */
+void kafka_txn_offset_include(struct kafka_txn *t, const char *topic, int32_t partition,
+			      int64_t offset);
 /* Forgets a partition's offset waiting for the next commit (the partition was lost). */
 void kafka_txn_forget(struct kafka_txn *t, const char *topic, int32_t partition);
 
@@ -99,7 +106,8 @@ enum txn_status kafka_txn_abort(struct kafka_txn *t);
 void kafka_txn_poll(struct kafka_txn *t, int timeout_ms);
 /* Milliseconds until a commit is due (0: now), or -1 when nothing waits for one. */
 int64_t kafka_txn_due_in(const struct kafka_txn *t);
-/* Whether a commit or abort is under way: nothing may be produced until it is over. */
+/* Whether a commit or abort is under way (or due, waiting for acknowledgements): nothing
+ * may be produced until it is over. */
 int kafka_txn_busy(const struct kafka_txn *t);
 /* Whether anything awaits a commit (forwards, offsets, or a commit under way). */
 int kafka_txn_pending(const struct kafka_txn *t);

@@ -162,6 +162,15 @@ int64_t offset_tracker_close(struct offset_tracker *t, const struct tracked_offs
 	return committable;
 }
 
+int64_t offset_tracker_committable(const struct offset_tracker *t, const char *topic,
+				   int32_t partition)
+{
+	const struct partition_track *p = find(t, topic, partition);
+	if (!p || !p->assigned || p->last_opened < 0)
+		return -1;
+	return p->count > 0 ? p->offsets[p->head] : p->last_opened + 1;
+}
+
 int64_t offset_tracker_at_end(struct offset_tracker *t, const char *topic, int32_t partition,
 			      int64_t end)
 {

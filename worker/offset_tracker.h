@@ -44,6 +44,12 @@ int offset_tracker_open(struct offset_tracker *t, const char *topic, int32_t par
  * a stale ref). */
 int64_t offset_tracker_close(struct offset_tracker *t, const struct tracked_offset *ref);
 
+/* The offset that may be committed for the partition now: its lowest open record, or the one
+ * after the last record opened; -1 when nothing was opened in this assignment. Never below
+ * the group's committed offset (consumption started there). */
+int64_t offset_tracker_committable(const struct offset_tracker *t, const char *topic,
+				   int32_t partition);
+
 /* The consumer reached the partition's end at `end` (its fetch position, past any
  * transaction markers). With no record open, `end` is committable: returns it, else -1.
  * (The last record's offset + 1 is not the end of a topic written by transactions: a commit

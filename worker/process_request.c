@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "consume_loop.h"
 #include "forward.h"
+#include "partitions.h"
 #include "log.h"
 #include "metrics.h"
 #include "sqlstate.h"
@@ -42,12 +43,23 @@ static int forward(struct worker *w, struct request_entry *e, const char *topic,
 		   const struct forward_reason *why, int attempts, int64_t not_before_ms)
 {
 	struct txn_input in = { e->input.topic, e->input.partition, e->input.offset };
-	if (!offset_tracker_is_current(w->tracker, &e->input))
+	/* A commit due or under way: forwards wait for it (milliseconds, unless the broker is
+	 * away; a signal ends the wait and the request is handed back). */
+	while (kafka_txn_busy(&w->txn) && worker_stage(w) == STAGE_RUNNING && !w->fatal) {
+		kafka_txn_poll(&w->txn, 10);
+		partitions_commit(w, 0);
+	}
+	if (kafka_txn_busy(&w->txn) || !offset_tracker_is_current(w->tracker, &e->input))
 		return -1;
 	if (forward_record(&w->txn, w->worker_id, e->msg, &in, &e->origin, topic, why, attempts,
 			   not_before_ms) < 0)
 		return -1; /* the transaction aborts, the consumer rewinds: decided again */
 	worker_complete(w, &e->input);
+	/* Even when its offset cannot move yet (an earlier record is open), the partition goes
+	 * into the commit: offsets are what fence a zombie's transaction (KIP-447). */
+	kafka_txn_offset_include(&w->txn, e->input.topic, e->input.partition,
+				 offset_tracker_committable(w->tracker, e->input.topic,
+							    e->input.partition));
 	return 0;
 }
 

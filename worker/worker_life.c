@@ -233,7 +233,8 @@ void worker_cleanup(struct worker *w)
 		consumer_close(w);
 		w->consumer = NULL;
 	}
-	kafka_txn_cleanup(&w->txn, fast || w->fatal);
+	/* A second signal may have come meanwhile: then nothing more waits for the broker. */
+	kafka_txn_cleanup(&w->txn, worker_stage(w) == STAGE_FAST_EXIT || w->fatal);
 	forward_hold_cleanup(&w->hold);
 	pg_session_close(&w->pg);
 	if (w->eof)

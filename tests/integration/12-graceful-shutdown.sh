@@ -93,7 +93,7 @@ PROCESSED=$(itf_outcomes "$IT_DIR/worker-fast.log")
 echo "# fast: exit $IT_RC ${secs}s after the second signal; $PROCESSED outcomes"
 assert_eq 0 "$IT_RC" "second SIGTERM: exit code 0"
 assert_eq 1 "$(awk -v s="$secs" 'BEGIN {print (s < 3)}')" "second SIGTERM: exited promptly (${secs}s < 3s)"
-assert_file_contains "$IT_DIR/worker-fast.log" "forward_abandoned" "second SIGTERM: unacknowledged dead letters abandoned (logged)"
+assert_file_contains "$IT_DIR/worker-fast.log" "transaction_abandoned" "second SIGTERM: the Kafka transaction with unacknowledged dead letters abandoned (logged)"
 assert_file_contains "$IT_DIR/worker-fast.log" "worker_stopped exit_code=0" "second SIGTERM: logged worker_stopped"
 assert_eq 1 $((PROCESSED < 3000)) "two signals came mid-stream ($PROCESSED of 3000 processed)"
 it_broker thaw

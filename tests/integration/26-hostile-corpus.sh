@@ -247,6 +247,6 @@ itf_alive "$IT_PID_w" || fail "part 2: the worker is not running any more"
 ok "part 2: the worker is still running"
 it_stop_worker w TERM
 assert_eq 0 "$IT_RC" "SIGTERM at the end: exit code 0"
-assert_file_lacks "$log" "forward_abandoned" "nothing abandoned at the stop"
+assert_file_lacks "$log" "transaction_abandoned" "nothing abandoned at the stop"
 itf_account "$manifest" "corpus, stream and 5 MB values"
 it_done

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Forward failures told apart (SPEC 1, 4): the dead-letter topic's max.message.bytes (2000) is
 # smaller than a malformed request (about 5 KB), so the broker refuses its dead letter for
-# good (MSG_SIZE_TOO_LARGE). The worker logs an error naming the topic, the input partition
-# and offset and the reason, counts it in /metrics, fails /readyz, never commits past the
-# request, and stops that partition: records produced to it afterwards wait in Kafka. Once the operator raises the topic's limit, the next
-# resend (every retry.max_backoff_ms) is accepted and the worker carries on by itself.
+# good (MSG_SIZE_TOO_LARGE). The Kafka transaction holding it aborts; the worker logs an error
+# naming the topic, the input partition and offset and the reason, counts it in /metrics,
+# fails /readyz, commits up to the request and never past it, and stops that partition at it:
+# records produced to it afterwards wait in Kafka. Every retry.max_backoff_ms the partition
+# resumes at the request, which is decided and forwarded again; once the operator raises the
+# topic's limit, that is accepted and the worker carries on by itself.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_faults.sh"
 it_setup --topic assets.create:1 --topic assets.create.retry:1 \
@@ -41,6 +43,8 @@ line=$(grep 'forward_refused' "$log" | head -n 1)
 assert_match 'error +forward_refused topic=assets.create.dlq' "$line" "an error event names the dead-letter topic"
 assert_match 'input_topic=assets.create input_partition=0 input_offset=3' "$line" "... and the input record"
 assert_match 'error="Broker: Message size too large"' "$line" "... and the reason"
+itf_wait_log 30 "$log" 'transaction_aborted' 1
+ok "the Kafka transaction holding the refused record is aborted"
 itf_wait_log 60 "$log" 'outcome=created' 6
 ok "the requests already fetched are processed"
 itf_wait_log 30 "$log" 'partitions_paused_for_refused_forward count=1 partitions=assets.create\[0\]' 1
@@ -58,7 +62,7 @@ assert_eq 0 "$(grep -c 'forward_retry' "$log" || true)" "not taken for a retriab
 it_broker topic-config assets.create.dlq max.message.bytes=1048588 >/dev/null
 itf_wait_log 60 "$log" 'forward_accepted topic=assets.create.dlq' 1
 ok "after the topic's limit is raised, the resend is accepted"
-itf_wait_log 30 "$log" 'partitions_resumed_forward_accepted' 1
+assert_file_contains "$log" "partitions_resumed_to_resend" "the partition was resumed at the request to send it again"
 itf_wait_log 30 "$log" "request_id=$LATE.*outcome=created" 1
 ok "the partition resumes: the waiting request is created"
 itf_wait_caught_up 30
