@@ -346,6 +346,43 @@ static void test_extreme_offsets(void **state)
 	assert_int_equal(offset_tracker_close(t, &h), INT64_MAX);
 }
 
+
+/* committable: the lowest open record, or past the last one opened; never before a record is
+ * opened in the assignment. */
+static void test_committable(void **state)
+{
+	struct offset_tracker *t = *state;
+	offset_tracker_assign(t, "in", 0);
+	assert_int_equal(offset_tracker_committable(t, "in", 0), -1);
+	struct tracked_offset a = open_ok(t, "in", 0, 5);
+	struct tracked_offset b = open_ok(t, "in", 0, 7);
+	assert_int_equal(offset_tracker_committable(t, "in", 0), 5);
+	offset_tracker_close(t, &b);
+	assert_int_equal(offset_tracker_committable(t, "in", 0), 5);
+	offset_tracker_close(t, &a);
+	assert_int_equal(offset_tracker_committable(t, "in", 0), 8);
+	assert_int_equal(offset_tracker_committable(t, "other", 0), -1);
+}
+
+/* at_end: a partition's end (past transaction markers) is committable only with nothing open,
+ * and nothing below it may be opened afterwards. */
+static void test_at_end(void **state)
+{
+	struct offset_tracker *t = *state;
+	offset_tracker_assign(t, "retry", 1);
+	struct tracked_offset a = open_ok(t, "retry", 1, 10);
+	assert_int_equal(offset_tracker_at_end(t, "retry", 1, 12), -1); /* 10 still open */
+	assert_int_equal(offset_tracker_close(t, &a), 11);
+	assert_int_equal(offset_tracker_at_end(t, "retry", 1, 11), -1); /* nothing to skip */
+	assert_int_equal(offset_tracker_at_end(t, "retry", 1, 12), 12); /* past the marker */
+	assert_int_equal(offset_tracker_committable(t, "retry", 1), 12);
+	struct tracked_offset r;
+	assert_int_equal(offset_tracker_open(t, "retry", 1, 11, &r), -1);
+	open_ok(t, "retry", 1, 12);
+	offset_tracker_revoke(t, "retry", 1);
+	assert_int_equal(offset_tracker_at_end(t, "retry", 1, 20), -1); /* not ours */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -360,6 +397,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ring_growth_random, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_wrap_then_grow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_extreme_offsets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_committable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_at_end, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
