@@ -12,7 +12,7 @@
 /* How long one transactional call may block the loop. A broker that does not answer makes
  * the call return a retriable timeout; the loop serves its consumer and signals, and calls
  * again (librdkafka resumes the operation in the background). */
-#define CALL_MS 2000
+#define CALL_MS 500
 #define INIT_CALL_MS 10000
 
 /* Travels with each produced forward, so its delivery report names the input record. */
