@@ -2,29 +2,22 @@
 
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "asset_tx.h"
 #include "clock.h"
 #include "consume_loop.h"
+#include "decide.h"
 #include "forward.h"
 #include "partitions.h"
 #include "log.h"
 #include "metrics.h"
-#include "sqlstate.h"
 
-#define BATCH_LIMIT_MIN 8
-
-/* A decoded request waiting for the database. */
+/* A decoded request waiting for the database; its history for the decisions is in the
+ * plan's decide_request of the same index. */
 struct pending {
 	struct request_entry *e;
 	struct asset_request req;
 	const char *rid;
-	/* Transient failures of this request while other requests committed: its own problem,
-	 * not the database's (SPEC 1, retry.max_in_place_attempts). */
-	int own_failures;
-	uint64_t commits_at_failure; /* run_transactions' commit count at its first failure */
-	int failed_before;
 };
 
 static const char *nonempty(const char *s) { return s && *s ? s : NULL; }
@@ -64,9 +57,9 @@ static int forward(struct worker *w, struct request_entry *e, const char *topic,
 }
 
 static void dead_letter(struct worker *w, struct request_entry *e, const char *request_id,
-			const struct forward_reason *why)
+			const struct forward_reason *why, const struct decision *d)
 {
-	if (forward(w, e, w->cfg->kafka.dlq_topic, why, e->origin.attempts + 1, 0) < 0)
+	if (forward(w, e, w->cfg->kafka.dlq_topic, why, d->attempt, 0) < 0)
 		return;
 	worker_stats_count(&w->stats, STAT_DEAD_LETTERED);
 	metrics_count_dead_letter(why->error_class);
@@ -76,18 +69,15 @@ static void dead_letter(struct worker *w, struct request_entry *e, const char *r
 }
 
 static void requeue(struct worker *w, struct request_entry *e, const char *request_id,
-		    const struct forward_reason *why)
+		    const struct forward_reason *why, const struct decision *d)
 {
-	int attempt = e->origin.attempts + 1;
-	int64_t delay = backoff_delay_ms(&w->backoff, attempt, backoff_random());
-
-	if (forward(w, e, w->cfg->kafka.retry_topic, why, attempt, clock_wall_ms() + delay) < 0)
+	if (forward(w, e, w->cfg->kafka.retry_topic, why, d->attempt, d->not_before_ms) < 0)
 		return;
 	worker_stats_count(&w->stats, STAT_REQUEUED);
 	metrics_count_retry(METRICS_RETRY_REQUEUE);
 	log_info("request", REQUEST_FIELDS(e, request_id), LOG_S("outcome", "requeued"),
 		 LOG_S("error_class", why->error_class), LOG_S("sqlstate", why->sqlstate),
-		 LOG_S("constraint", why->constraint), LOG_I("retry_in_ms", delay));
+		 LOG_S("constraint", why->constraint), LOG_I("retry_in_ms", d->delay_ms));
 }
 
 static void committed(struct worker *w, const struct pending *p, const struct asset_tx_item *it)
@@ -101,57 +91,56 @@ static void committed(struct worker *w, const struct pending *p, const struct as
 		 LOG_S("outcome", asset_outcome_name(it->outcome)), LOG_S("asset_id", it->asset_id));
 }
 
-/* The action for a SQLSTATE: the built-in rules, under the operator's classify: entries. */
-static struct error_class classify(const struct worker *w, const char *sqlstate)
+/* Carries out a decision to requeue or dead-letter a request the database refused. */
+static void settle(struct worker *w, struct pending *p, const struct decision *d,
+		   const struct pg_error *err)
 {
-	return classify_sqlstate(sqlstate, w->cfg->classify, w->cfg->nclassify);
-}
-
-/* A request the database refused for its own sake: requeue or dead-letter it. */
-static void settle_refused(struct worker *w, struct pending *p, const struct pg_error *err,
-			   struct error_class cls)
-{
-	struct forward_reason why = { cls.name, nonempty(err->sqlstate), nonempty(err->constraint),
-				      err->message };
-	if (cls.action == ACTION_REQUEUE && p->e->origin.attempts + 1 < w->cfg->retry.max_attempts) {
-		requeue(w, p->e, p->rid, &why);
-		return;
-	}
-	if (cls.action == ACTION_REQUEUE)
-		why.error_class = ERROR_CLASS_RETRIES_EXHAUSTED;
-	dead_letter(w, p->e, p->rid, &why);
+	struct forward_reason why = { d->error_class, nonempty(err->sqlstate),
+				      nonempty(err->constraint), err->message };
+	if (d->commit_refused)
+		log_warn("commit_refused", REQUEST_FIELDS(p->e, p->rid),
+			 LOG_S("sqlstate", nonempty(err->sqlstate)), LOG_S("error", err->message));
+	if (d->failing_alone)
+		log_warn("request_failing_alone", REQUEST_FIELDS(p->e, p->rid),
+			 LOG_S("error_class", d->sqlstate_class),
+			 LOG_S("sqlstate", nonempty(err->sqlstate)), LOG_I("tries", d->own_failures),
+			 LOG_S("reason", "other requests commit while this one keeps failing"));
+	if (d->kind == DECIDE_REQUEUE)
+		requeue(w, p->e, p->rid, &why, d);
+	else
+		dead_letter(w, p->e, p->rid, &why, d);
+	asset_request_clear(&p->req);
 }
 
 /* Waits out a transient failure. Returns 0 to try again, -1 when the worker must stop. */
-static int wait_transient(struct worker *w, const struct pending *p, int tries,
-			  const struct pg_error *err, const char *cls)
+static int wait_transient(struct worker *w, const struct pending *p, const struct plan_wait *pw,
+			  const struct pg_error *err)
 {
-	int64_t delay = backoff_delay_ms(&w->backoff, tries, backoff_random());
-
 	w->stats.db_retries++;
 	metrics_count_retry(METRICS_RETRY_IN_PLACE);
-	log_warn("database_unavailable", REQUEST_FIELDS(p->e, p->rid), LOG_S("error_class", cls),
-		 LOG_S("sqlstate", nonempty(err->sqlstate)), LOG_S("error", err->message),
-		 LOG_I("tries", tries), LOG_I("retry_in_ms", delay));
+	log_warn("database_unavailable", REQUEST_FIELDS(p->e, p->rid),
+		 LOG_S("error_class", pw->error_class), LOG_S("sqlstate", nonempty(err->sqlstate)),
+		 LOG_S("error", err->message), LOG_I("tries", pw->tries),
+		 LOG_I("retry_in_ms", pw->delay_ms));
 	worker_pause_for_db(w, 1);
-	worker_wait(w, (int)delay);
+	worker_wait(w, (int)pw->delay_ms);
 	return worker_stage(w) == STAGE_RUNNING ? 0 : -1;
 }
 
 /* Drops requests whose partition was revoked meanwhile: the new owner has them. */
-static size_t drop_revoked(struct worker *w, struct pending **p, size_t n)
+static void drop_revoked(struct worker *w, struct pending *all, struct decide_plan *pl)
 {
-	size_t kept = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (offset_tracker_is_current(w->tracker, &p[i]->e->input)) {
-			p[kept++] = p[i];
+	for (size_t i = 0; i < pl->n;) {
+		struct pending *p = &all[pl->order[i]];
+		if (offset_tracker_is_current(w->tracker, &p->e->input)) {
+			i++;
 			continue;
 		}
-		log_info("request_handed_back", REQUEST_FIELDS(p[i]->e, p[i]->rid),
+		log_info("request_handed_back", REQUEST_FIELDS(p->e, p->rid),
 			 LOG_S("reason", "partition revoked"));
-		asset_request_clear(&p[i]->req);
+		asset_request_clear(&p->req);
+		decide_plan_remove(pl, i);
 	}
-	return kept;
 }
 
 int process_request_connect(struct worker *w)
@@ -182,180 +171,105 @@ int process_request_connect(struct worker *w)
 	}
 }
 
-/* A transient failure that one request caused: counts toward retry.max_in_place_attempts
- * once other requests have committed since its first failure (the database works, this
- * request does not). Returns 1 when the request has had its tries and must take the
- * requeue path. */
-static int own_failure(struct worker *w, struct pending *p, uint64_t commits)
+/* One transaction and its answer. */
+struct round {
+	struct asset_tx_item items[ASSET_TX_BATCH_MAX];
+	const char *refused[ASSET_TX_BATCH_MAX]; /* per position: a row's SQLSTATE, or NULL */
+	double rnd[ASSET_TX_BATCH_MAX + 1];      /* the core's random factors */
+	struct decision out[ASSET_TX_BATCH_MAX];
+	struct plan_wait wait;
+	struct pg_error err; /* the failure, or the row the wait reports */
+	int64_t now;
+};
+
+/* Carries out the decisions on a committed transaction. */
+static void on_committed(struct worker *w, struct pending *all, struct decide_plan *pl,
+			 struct round *r, double seconds)
 {
-	if (!p->failed_before) {
-		p->failed_before = 1;
-		p->commits_at_failure = commits;
+	size_t batch = pl->batch;
+
+	for (size_t i = 0; i < batch; i++)
+		r->refused[i] = r->items[i].refused ? r->items[i].err.sqlstate : NULL;
+	decide_plan_on_committed(pl, r->refused, r->now, r->rnd, r->out, &r->wait);
+	for (size_t i = 0; i < batch; i++) {
+		const struct decision *d = &r->out[i];
+		struct pending *p = &all[d->request];
+		if (d->kind == DECIDE_COMMITTED) {
+			metrics_observe_processing(seconds);
+			committed(w, p, &r->items[i]);
+			asset_request_clear(&p->req);
+			continue;
+		}
+		metrics_count_db_error(r->items[i].err.sqlstate);
+		if (d->kind == DECIDE_RETRY_IN_PLACE)
+			r->err = r->items[i].err; /* refused by a code the operator made transient */
+		else
+			settle(w, p, d, &r->items[i].err);
 	}
-	if (commits > p->commits_at_failure)
-		p->own_failures++;
-	return p->own_failures >= w->cfg->retry.max_in_place_attempts;
 }
 
-/* Takes a request out of the in-place loop onto the requeue path (backoff, then
- * retries_exhausted), keeping its SQLSTATE for the headers. */
-static void take_out_of_place(struct worker *w, struct pending *p, const struct pg_error *err,
-			      struct error_class cls)
+/* Runs the plan's requests until each is committed or settled alone. On return the plan
+ * holds those left unsettled (handed back: the worker is stopping). */
+static void run_transactions(struct worker *w, struct pending *all, struct decide_plan *pl)
 {
-	log_warn("request_failing_alone", REQUEST_FIELDS(p->e, p->rid), LOG_S("error_class", cls.name),
-		 LOG_S("sqlstate", nonempty(err->sqlstate)), LOG_I("tries", p->own_failures),
-		 LOG_S("reason", "other requests commit while this one keeps failing"));
-	cls.action = ACTION_REQUEUE;
-	settle_refused(w, p, err, cls);
-	asset_request_clear(&p->req);
-}
+	static struct round r; /* ~90 KiB: not on the stack */
+	size_t batch;
 
-/* Moves p[i] to the end of p[0..n), so the others run before it again. */
-static void rotate_to_end(struct pending **p, size_t n, size_t i)
-{
-	struct pending *x = p[i];
-	memmove(p + i, p + i + 1, (n - i - 1) * sizeof *p);
-	p[n - 1] = x;
-}
-
-/* Runs the decoded requests until each is committed or settled alone. `p` lists those still
- * to run (pointers: a request's fields point into its own struct, which must not move).
- * Returns how many are left unsettled (handed back because the worker is stopping). */
-static size_t run_transactions(struct worker *w, struct pending **p, size_t n, size_t *refused)
-{
-	static struct asset_tx_item items[ASSET_TX_BATCH_MAX]; /* ~80 KiB: not on the stack */
-	/* After a failure that is no single request's fault, go one by one to find out whose. */
-	int one_by_one = 0;
-	/* The last request failed alone: run the others without it first. */
-	int hold_last = 0;
-	int tries = 0;
-	uint64_t commits = 0;
-
-	while (n > 0) {
-		size_t batch = one_by_one ? 1 : hold_last && n > 1 ? n - 1 : n, failed;
-		struct pg_error err;
+	while ((batch = decide_plan_next_size(pl)) > 0) {
+		size_t failed;
 
 		if (!w->pg.conn && process_request_connect(w) < 0)
-			return n;
-		for (size_t i = 0; i < batch; i++)
-			items[i] = (struct asset_tx_item){ .req = &p[i]->req,
-							   .src = { p[i]->e->origin.topic,
-								    p[i]->e->origin.partition,
-								    p[i]->e->origin.offset } };
+			return;
+		for (size_t i = 0; i < batch; i++) {
+			const struct pending *p = &all[pl->order[i]];
+			r.items[i] = (struct asset_tx_item){ .req = &p->req,
+							     .src = { p->e->origin.topic,
+								      p->e->origin.partition,
+								      p->e->origin.offset } };
+		}
+		for (size_t i = 0; i <= batch; i++)
+			r.rnd[i] = backoff_random();
 		int64_t started = clock_mono_ms();
-		enum asset_tx_status st = asset_tx_run(&w->pg, items, batch, &failed, &err);
+		enum asset_tx_status st = asset_tx_run(&w->pg, r.items, batch, &failed, &r.err);
+		r.now = clock_wall_ms();
 		if (st == TX_COMMITTED) {
-			double seconds = (double)(clock_mono_ms() - started) / 1000.0;
-			size_t again = 0; /* refused by a code the operator made transient */
-			struct error_class again_cls = { 0 };
-			for (size_t i = 0; i < batch; i++) {
-				if (items[i].refused) {
-					struct error_class cls = classify(w, items[i].err.sqlstate);
-					metrics_count_db_error(items[i].err.sqlstate);
-					if (cls.action == ACTION_RETRY_IN_PLACE &&
-					    !own_failure(w, p[i], commits)) {
-						err = items[i].err;
-						again_cls = cls;
-						p[again++] = p[i];
-						continue;
-					}
-					/* Refused alone (a row, not an abort): requeue or
-					 * dead-letter it; the batch committed without it. */
-					if (cls.action == ACTION_RETRY_IN_PLACE)
-						take_out_of_place(w, p[i], &items[i].err, cls);
-					else
-						settle_refused(w, p[i], &items[i].err, cls);
-				} else {
-					metrics_observe_processing(seconds);
-					committed(w, p[i], &items[i]);
-					commits++;
-				}
-				asset_request_clear(&p[i]->req);
-			}
-			memmove(p + again, p + batch, (n - batch) * sizeof *p);
-			n = n - batch + again;
-			hold_last = 0;
-			if (again == 0) {
-				tries = 0;
-				continue;
-			}
-			if (wait_transient(w, p[0], ++tries, &err, again_cls.name) < 0)
-				return n;
-			n = drop_revoked(w, p, n);
-			continue;
+			on_committed(w, all, pl, &r, (double)(clock_mono_ms() - started) / 1000.0);
+		} else {
+			metrics_count_db_error(r.err.sqlstate);
+			size_t nd = st == TX_ITEM_FAILED
+					    ? decide_plan_on_item_failed(pl, failed, r.err.sqlstate,
+									 r.now, r.rnd, r.out, &r.wait)
+					    : decide_plan_on_failed(pl, r.err.sqlstate, r.now, r.rnd,
+								    r.out, &r.wait);
+			if (nd == 1 && r.out[0].kind != DECIDE_RETRY_IN_PLACE)
+				settle(w, &all[r.out[0].request], &r.out[0], &r.err);
 		}
-		struct error_class cls = classify(w, err.sqlstate);
-		metrics_count_db_error(err.sqlstate);
-		if (cls.action != ACTION_RETRY_IN_PLACE && st == TX_ITEM_FAILED) {
-			/* That request alone is refused; the others run again without it. */
-			settle_refused(w, p[failed], &err, cls);
-			(*refused)++;
-			asset_request_clear(&p[failed]->req);
-			memmove(p + failed, p + failed + 1, (n - failed - 1) * sizeof *p);
-			n--;
+		if (!r.wait.wait)
 			continue;
-		}
-		if (cls.action != ACTION_RETRY_IN_PLACE && batch == 1) {
-			/* Refused at COMMIT (a deferred constraint or trigger), alone: it is this
-			 * request's own refusal, settled by its SQLSTATE like any other. */
-			log_warn("commit_refused", REQUEST_FIELDS(p[0]->e, p[0]->rid),
-				 LOG_S("sqlstate", nonempty(err.sqlstate)), LOG_S("error", err.message));
-			settle_refused(w, p[0], &err, cls);
-			(*refused)++;
-			asset_request_clear(&p[0]->req);
-			memmove(p, p + 1, (n - 1) * sizeof *p);
-			n--;
-			continue;
-		}
-		if (cls.action != ACTION_RETRY_IN_PLACE) {
-			one_by_one = 1; /* refused at COMMIT: find the request */
-			continue;
-		}
-		if (cls.reconnect)
+		if (r.wait.reconnect)
 			pg_session_close(&w->pg); /* e.g. a standby after a failover: find the primary */
-		size_t culprit = st == TX_ITEM_FAILED ? failed : 0;
-		if (st == TX_ITEM_FAILED && !cls.reconnect) {
-			if (own_failure(w, p[culprit], commits)) {
-				take_out_of_place(w, p[culprit], &err, cls);
-				memmove(p + culprit, p + culprit + 1, (n - culprit - 1) * sizeof *p);
-				n--;
-				continue;
-			}
-			/* The others first, without it: if they commit, the database is fine. */
-			rotate_to_end(p, n, culprit);
-			culprit = n - 1;
-			hold_last = 1;
-		}
-		if (wait_transient(w, p[culprit], ++tries, &err, cls.name) < 0)
-			return n;
-		n = drop_revoked(w, p, n);
+		if (wait_transient(w, &all[r.wait.request], &r.wait, &r.err) < 0)
+			return;
+		drop_revoked(w, all, pl);
 	}
 	worker_pause_for_db(w, 0);
-	return 0;
-}
-
-/* Each refused request makes the requests before it in its batch run again, so the cost
- * of an error grows with the batch: halve the batch after a refusal, grow it by a step after
- * a clean full one (up to postgres.batch_size). A clean stream soon runs full batches; an
- * error mix settles where re-runs stay cheap. */
-static void adapt_batch_limit(struct worker *w, size_t n, size_t refused)
-{
-	size_t max = (size_t)w->cfg->postgres.batch_size;
-	if (refused > 0 && w->batch_limit > BATCH_LIMIT_MIN)
-		w->batch_limit = w->batch_limit / 2 > BATCH_LIMIT_MIN ? w->batch_limit / 2
-								      : BATCH_LIMIT_MIN;
-	else if (refused == 0 && n >= w->batch_limit && w->batch_limit < max)
-		w->batch_limit = w->batch_limit + BATCH_LIMIT_MIN < max ? w->batch_limit + BATCH_LIMIT_MIN
-									: max;
 }
 
 void process_batch(struct worker *w, struct request_entry *entries, size_t n)
 {
 	struct pending *all = calloc(n ? n : 1, sizeof *all);
-	struct pending **run = calloc(n ? n : 1, sizeof *run);
+	struct decide_request *hist = calloc(n ? n : 1, sizeof *hist);
+	size_t *order = calloc(n ? n : 1, sizeof *order);
+	struct decide_policy policy = { .max_attempts = w->cfg->retry.max_attempts,
+					.max_in_place_attempts = w->cfg->retry.max_in_place_attempts,
+					.backoff = w->backoff,
+					.classify = w->cfg->classify,
+					.nclassify = w->cfg->nclassify,
+					.batch_size = (size_t)w->cfg->postgres.batch_size };
+	struct decide_plan pl;
 	size_t nrun = 0;
 
-	if (!all || !run)
+	if (!all || !hist || !order)
 		abort();
 	for (size_t i = 0; i < n; i++) {
 		struct pending *d = &all[i];
@@ -365,26 +279,27 @@ void process_batch(struct worker *w, struct request_entry *entries, size_t n)
 							     sizeof reason);
 		d->e = &entries[i];
 		d->rid = d->req.request_id ? d->req.request_id : "";
+		hist[i].attempts = d->e->origin.attempts;
 		if (st == DECODE_OK) {
-			run[nrun++] = d;
+			order[nrun++] = i;
 			continue;
 		}
 		/* Undecodable: dead-lettered without touching the database. */
-		struct forward_reason why = {
-			st == DECODE_UNSUPPORTED ? ERROR_CLASS_UNSUPPORTED : ERROR_CLASS_MALFORMED,
-			NULL, NULL, reason
-		};
-		dead_letter(w, d->e, d->rid, &why);
+		struct decision dd = decide_undecodable(&hist[i], st);
+		struct forward_reason why = { dd.error_class, NULL, NULL, reason };
+		dead_letter(w, d->e, d->rid, &why, &dd);
 		asset_request_clear(&d->req);
 	}
-	size_t refused = 0;
-	size_t left = run_transactions(w, run, nrun, &refused);
-	adapt_batch_limit(w, n, refused);
-	for (size_t i = 0; i < left; i++) {
-		log_info("request_handed_back", REQUEST_FIELDS(run[i]->e, run[i]->rid),
+	decide_plan_init(&pl, &policy, hist, order, nrun);
+	run_transactions(w, all, &pl);
+	w->batch_limit = decide_batch_limit(w->batch_limit, n, pl.refused, policy.batch_size);
+	for (size_t i = 0; i < pl.n; i++) {
+		struct pending *p = &all[pl.order[i]];
+		log_info("request_handed_back", REQUEST_FIELDS(p->e, p->rid),
 			 LOG_S("reason", "shutting down"));
-		asset_request_clear(&run[i]->req);
+		asset_request_clear(&p->req);
 	}
-	free(run);
+	free(order);
+	free(hist);
 	free(all);
 }

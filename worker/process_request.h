@@ -1,6 +1,7 @@
 /* Requests, from their Kafka records to their final state: decode, run the transaction for
- * a batch, classify a failure by SQLSTATE, then commit, requeue, dead-letter or retry in
- * place. */
+ * a batch, then commit, requeue, dead-letter or retry in place. The shell: the decisions
+ * (classification by SQLSTATE, requeue or dead letter, retry in place, which requests run
+ * next) are worker/decide.h's; this file does the I/O (libpq, Kafka, logs, metrics). */
 #ifndef AW_PROCESS_REQUEST_H
 #define AW_PROCESS_REQUEST_H
 
