@@ -175,6 +175,10 @@ void partitions_rewind(struct worker *w)
 
 	if (rd_kafka_assignment(w->consumer, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		return;
+	if (parts->cnt == 0) { /* all lost or revoked: nothing to rewind */
+		rd_kafka_topic_partition_list_destroy(parts);
+		return;
+	}
 	for (int i = 0; i < parts->cnt; i++) {
 		const char *t = parts->elems[i].topic;
 		int32_t p = parts->elems[i].partition;
