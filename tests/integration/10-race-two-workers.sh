@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib_faults.sh"
 # partitions, not its share of each topic, and with 4 + 4 a worker joining second can be
 # handed exactly the four retry partitions (no input, no race). With 4 + 2 each of the two
 # holds three, so each holds input.
-it_setup --topic assets.create:4 --topic assets.create.retry:2 --topic assets.create.dlq:4
+it_setup --topic assets.create:4 --topic assets.create.retry:2 --topic assets.create.dlq:1
 it_seed
 
 stream="$IT_DIR/stream.jsonl"
