@@ -352,23 +352,17 @@ int worker_run(struct worker *w)
 	static struct batch b; /* 256 entries: not on the stack */
 
 	while (worker_stage(w) == STAGE_RUNNING && !w->fatal) {
-		if (kafka_txn_busy(&w->txn)) {
-			/* A commit or abort the broker has not answered yet: nothing can be
-			 * forwarded until it is over; keep the consumer served meanwhile. */
-			rd_kafka_message_t *msg = rd_kafka_consumer_poll(w->consumer, POLL_MS);
+		/* While the commit thread commits, the next batch runs (only its forwards wait
+		 * for the commit: process_request.c). */
+		batch_fill(w, &b);
+		if (b.n > 0) {
+			process_batch(w, b.entries, b.n);
+			batch_done(w, &b);
+		} else {
+			rd_kafka_message_t *msg =
+				rd_kafka_consumer_poll(w->consumer, poll_timeout(w, POLL_MS));
 			if (msg)
 				on_message(w, msg);
-		} else {
-			batch_fill(w, &b);
-			if (b.n > 0) {
-				process_batch(w, b.entries, b.n);
-				batch_done(w, &b);
-			} else {
-				rd_kafka_message_t *msg =
-					rd_kafka_consumer_poll(w->consumer, poll_timeout(w, POLL_MS));
-				if (msg)
-					on_message(w, msg);
-			}
 		}
 		housekeeping(w);
 		maybe_reload(w);

@@ -55,6 +55,7 @@ struct hold_entry *forward_hold_add(struct forward_hold *h, const char *topic,
 		e->offset = offset;
 	e->permanent = permanent;
 	e->released = 0;
+	e->forwarded = 0;
 	e->until_ms = now_ms; /* the caller sets the delay (it knows the backoff policy) */
 	return e;
 }
@@ -63,7 +64,7 @@ int forward_hold_blocks(struct forward_hold *h, const char *topic, int32_t parti
 			int64_t offset)
 {
 	const struct hold_entry *e = h->n ? forward_hold_find(h, topic, partition) : NULL;
-	return e && !e->released && offset >= e->offset;
+	return e && (e->released ? offset > e->offset : offset >= e->offset);
 }
 
 void forward_hold_due(struct forward_hold *h, int64_t now_ms,
@@ -83,20 +84,6 @@ static void remove_at(struct forward_hold *h, size_t i)
 {
 	free(h->items[i].topic);
 	h->items[i] = h->items[--h->n];
-}
-
-int forward_hold_passed(struct forward_hold *h, const char *topic, int32_t partition,
-			int64_t next)
-{
-	for (size_t i = 0; i < h->n; i++) {
-		struct hold_entry *e = &h->items[i];
-		if (e->partition == partition && strcmp(e->topic, topic) == 0 && e->released &&
-		    next > e->offset) {
-			remove_at(h, i);
-			return 1;
-		}
-	}
-	return 0;
 }
 
 void forward_hold_drop(struct forward_hold *h, const char *topic, int32_t partition)

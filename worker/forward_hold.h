@@ -20,7 +20,9 @@ struct hold_entry {
 	int64_t until_ms;  /* monotonic */
 	int failures;      /* in a row at this record: the backoff's attempt */
 	int permanent;     /* refused for good: counted in /metrics, fails /readyz */
-	int released;      /* the hold ended; the entry stays until the record is settled */
+	int released;      /* its time is up: the held record alone may be consumed again; what
+			    * follows it waits until it is settled */
+	int forwarded;     /* released, and its forward is produced: settled when delivered */
 	int paused;        /* the consumer's partition is paused by us */
 };
 
@@ -38,17 +40,14 @@ struct hold_entry *forward_hold_add(struct forward_hold *h, const char *topic,
 				    int64_t now_ms);
 struct hold_entry *forward_hold_find(struct forward_hold *h, const char *topic,
 				     int32_t partition);
-/* Whether a consumed record must be dropped (its partition is held at or before it). */
+/* Whether a consumed record must be dropped: at or after the held one while held; after it
+ * once released (the held record goes first, alone). */
 int forward_hold_blocks(struct forward_hold *h, const char *topic, int32_t partition,
 			int64_t offset);
 /* Ends the holds whose time has come: adds each (at its record's offset) to `out`, for the
  * caller to seek to and resume. */
 void forward_hold_due(struct forward_hold *h, int64_t now_ms,
 		      rd_kafka_topic_partition_list_t *out);
-/* The partition's committable offset reached `next`: a released hold behind it is over.
- * Returns 1 when an entry was removed. */
-int forward_hold_passed(struct forward_hold *h, const char *topic, int32_t partition,
-			int64_t next);
 void forward_hold_drop(struct forward_hold *h, const char *topic, int32_t partition);
 /* Holds refused for good (the /metrics gauge). */
 size_t forward_hold_refused(const struct forward_hold *h);

@@ -3,17 +3,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "kafka_conf.h"
 #include "log.h"
 #include "xalloc.h"
 
-/* How long one transactional call may block the loop. A broker that does not answer makes
- * the call return a retriable timeout; the loop serves its consumer and signals, and calls
- * again (librdkafka resumes the operation in the background). */
+/* How long one transactional call may block the commit thread before it checks whether it
+ * must stop; librdkafka resumes a call that timed out when it is made again. */
 #define CALL_MS 500
 #define INIT_CALL_MS 10000
+#define RETRY_PAUSE_MS 100
+#define STOP_ABORT_MS 5000 /* a graceful stop's abort of what is still open */
+
+/* Left to the process's exit when a fast stop finds the commit thread inside a call that
+ * waits for the broker (librdkafka cannot destroy a producer a thread is using); reachable,
+ * so it is not reported as a leak. */
+static struct txn_job *abandoned_job;
 
 /* Travels with each produced forward, so its delivery report names the input record. */
 struct forward_note {
@@ -30,12 +37,12 @@ static void note_free(struct forward_note *n)
 	free(n);
 }
 
-static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+/* ---- the loop's side: delivery reports, errors ---- */
+
+static void on_delivery(struct kafka_txn *t, const rd_kafka_message_t *m)
 {
-	struct kafka_txn *t = opaque;
 	struct forward_note *n = m->_private;
 	struct txn_input in = { n->topic, n->partition, n->offset };
-	(void)rk;
 
 	t->inflight--;
 	if (!m->err) {
@@ -52,26 +59,152 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	note_free(n);
 }
 
-/* Fatal errors arrive here too; the transactional calls then report them as fatal. */
-static void producer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+/* Fatal errors arrive here too; the commit thread's calls then fail as fatal. */
+static void on_error(struct kafka_txn *t, rd_kafka_event_t *ev)
 {
-	struct kafka_txn *t = opaque;
-	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+	if (rd_kafka_event_error_is_fatal(ev)) {
 		char fatal[512];
-		rd_kafka_fatal_error(rk, fatal, sizeof fatal);
+		rd_kafka_fatal_error(t->producer, fatal, sizeof fatal);
 		log_error("producer_fatal", LOG_S("error", fatal));
-		t->state = TXN_DEAD;
+		if (t->state != TXN_COMMITTING && t->state != TXN_ABORTING)
+			t->state = TXN_DEAD;
 	} else {
-		log_warn("producer_error", LOG_S("error", reason));
+		log_warn("producer_error", LOG_S("error", rd_kafka_event_error_string(ev)));
 	}
 }
 
-static void list_clear(rd_kafka_topic_partition_list_t **l)
+void kafka_txn_poll(struct kafka_txn *t, int timeout_ms)
 {
-	if (*l)
-		rd_kafka_topic_partition_list_destroy(*l);
-	*l = NULL;
+	rd_kafka_event_t *ev;
+	if (!t->events)
+		return;
+	while ((ev = rd_kafka_queue_poll(t->events, timeout_ms))) {
+		const rd_kafka_message_t *m;
+		timeout_ms = 0; /* then whatever else is there, without waiting */
+		switch (rd_kafka_event_type(ev)) {
+		case RD_KAFKA_EVENT_DR:
+			while ((m = rd_kafka_event_message_next(ev)))
+				on_delivery(t, m);
+			break;
+		case RD_KAFKA_EVENT_ERROR:
+			on_error(t, ev);
+			break;
+		default:
+			break;
+		}
+		rd_kafka_event_destroy(ev);
+	}
 }
+
+/* ---- the commit thread ---- */
+
+enum call_outcome { CALL_RETRY, CALL_ABORT, CALL_FATAL };
+
+/* The one place a transactional error is classified (see kafka_txn.h). Takes e. */
+static enum call_outcome classify(struct txn_job *j, rd_kafka_error_t *e, const char *op)
+{
+	enum call_outcome o = rd_kafka_error_is_fatal(e)		? CALL_FATAL
+			      : rd_kafka_error_txn_requires_abort(e) ? CALL_ABORT
+			      : rd_kafka_error_is_retriable(e)	     ? CALL_RETRY
+			      /* neither: librdkafka says treat it as fatal */
+								     : CALL_FATAL;
+	if (o == CALL_RETRY)
+		log_info("transaction_waiting", LOG_S("operation", op),
+			 LOG_S("error", rd_kafka_error_string(e)));
+	else
+		log_warn("transaction_failed", LOG_S("operation", op),
+			 LOG_S("error", rd_kafka_error_string(e)));
+	snprintf(j->reason, sizeof j->reason, "%s: %s", op, rd_kafka_error_string(e));
+	rd_kafka_error_destroy(e);
+	return o;
+}
+
+static int stopping(struct txn_job *j)
+{
+	int stop;
+	pthread_mutex_lock(&j->mu);
+	stop = j->stop;
+	pthread_mutex_unlock(&j->mu);
+	return stop;
+}
+
+static void pause_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static enum txn_status run_abort(struct txn_job *j)
+{
+	for (;;) {
+		rd_kafka_error_t *e = rd_kafka_abort_transaction(j->producer, CALL_MS);
+		if (!e)
+			return TXN_ABORTED;
+		if (classify(j, e, "abort_transaction") == CALL_FATAL)
+			return TXN_FATAL;
+		if (stopping(j))
+			return TXN_FATAL;
+		pause_ms(RETRY_PAUSE_MS);
+	}
+}
+
+static enum txn_status run_commit(struct txn_job *j)
+{
+	int sent = j->offsets->cnt == 0;
+	for (;;) {
+		rd_kafka_error_t *e;
+		const char *op;
+		if (!sent) {
+			/* Sent again as they were after a timeout (librdkafka's advice). */
+			op = "send_offsets_to_transaction";
+			e = rd_kafka_send_offsets_to_transaction(j->producer, j->offsets, j->cgmd,
+								 CALL_MS);
+			if (!e) {
+				sent = 1;
+				continue;
+			}
+		} else {
+			op = "commit_transaction";
+			e = rd_kafka_commit_transaction(j->producer, CALL_MS);
+			if (!e)
+				return TXN_OK;
+		}
+		switch (classify(j, e, op)) {
+		case CALL_ABORT:
+			return run_abort(j);
+		case CALL_FATAL:
+			return TXN_FATAL;
+		case CALL_RETRY:
+			if (stopping(j))
+				return TXN_FATAL;
+			pause_ms(RETRY_PAUSE_MS);
+			break;
+		}
+	}
+}
+
+static void *commit_thread(void *arg)
+{
+	struct txn_job *j = arg;
+
+	pthread_mutex_lock(&j->mu);
+	for (;;) {
+		while (!j->stop && (!j->pending || j->done))
+			pthread_cond_wait(&j->cv, &j->mu);
+		if (j->stop)
+			break;
+		int abort_only = j->abort_only;
+		pthread_mutex_unlock(&j->mu);
+		enum txn_status st = abort_only ? run_abort(j) : run_commit(j);
+		pthread_mutex_lock(&j->mu);
+		j->result = st;
+		j->done = 1;
+	}
+	pthread_mutex_unlock(&j->mu);
+	return NULL;
+}
+
+/* ---- the loop's side: the transaction's life ---- */
 
 /* After a transaction ended: committed (offsets settled meanwhile wait for the next one) or
  * aborted (all is redone after the rewind). */
@@ -79,129 +212,105 @@ static void ended(struct kafka_txn *t, int aborted)
 {
 	t->state = TXN_IDLE;
 	t->produced = 0;
-	t->offsets_sent = 0; /* (inflight is the delivery reports' to count down) */
-	list_clear(&t->sending);
 	if (aborted) {
-		list_clear(&t->offsets);
+		rd_kafka_topic_partition_list_destroy(t->offsets);
 		t->offsets = rd_kafka_topic_partition_list_new(8);
 	}
 	t->opened_ms = t->offsets->cnt > 0 ? clock_mono_ms() : 0;
-	if (t->cgmd)
-		rd_kafka_consumer_group_metadata_destroy(t->cgmd);
-	t->cgmd = NULL;
 }
 
-/* The one place a transactional error is classified (see kafka_txn.h). Takes e. */
-static enum txn_status failed(struct kafka_txn *t, rd_kafka_error_t *e, const char *op,
-			      int *abortable)
+static void post(struct kafka_txn *t, int abort_only, rd_kafka_t *consumer)
 {
+	struct txn_job *j = t->job;
+	pthread_mutex_lock(&j->mu);
+	j->abort_only = abort_only;
+	if (!abort_only) {
+		/* What is settled from now on waits for the next transaction. */
+		j->offsets = t->offsets;
+		t->offsets = rd_kafka_topic_partition_list_new(8);
+		j->cgmd = rd_kafka_consumer_group_metadata(consumer);
+	}
+	j->reason[0] = '\0';
+	j->pending = 1;
+	j->done = 0;
+	pthread_cond_signal(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+	t->state = abort_only ? TXN_ABORTING : TXN_COMMITTING;
+}
+
+/* Takes the commit thread's result, if there is one yet. */
+static enum txn_status collect(struct kafka_txn *t)
+{
+	struct txn_job *j = t->job;
 	enum txn_status st;
-	*abortable = 0;
-	if (rd_kafka_error_is_fatal(e)) {
-		st = TXN_FATAL;
-	} else if (rd_kafka_error_txn_requires_abort(e)) {
-		*abortable = 1;
-		st = TXN_ABORTED;
-	} else if (rd_kafka_error_is_retriable(e)) {
-		st = TXN_BUSY;
-	} else {
-		st = TXN_FATAL; /* neither retriable nor abortable: librdkafka says treat as fatal */
-	}
-	if (st == TXN_FATAL) {
-		log_error("transaction_fatal", LOG_S("operation", op),
-			  LOG_S("error", rd_kafka_error_string(e)),
-			  LOG_S("reason", "the producer cannot go on (fenced by a newer instance "
-					  "with our transactional.id, or idempotence lost); "
-					  "nothing uncommitted is lost: it is redelivered"));
-		t->state = TXN_DEAD;
-	} else if (st == TXN_BUSY) {
-		log_info("transaction_waiting", LOG_S("operation", op),
-			 LOG_S("error", rd_kafka_error_string(e)));
-	} else {
-		log_warn("transaction_failed", LOG_S("operation", op),
-			 LOG_S("error", rd_kafka_error_string(e)));
-	}
-	rd_kafka_error_destroy(e);
-	return st;
-}
+	char reason[sizeof j->reason];
 
-static enum txn_status do_abort(struct kafka_txn *t, const char *why)
-{
-	rd_kafka_error_t *e;
-	int abortable;
+	pthread_mutex_lock(&j->mu);
+	if (!j->done) {
+		pthread_mutex_unlock(&j->mu);
+		return TXN_BUSY;
+	}
+	st = j->result;
+	j->pending = j->done = 0;
+	memcpy(reason, j->reason, sizeof reason);
+	if (j->offsets)
+		rd_kafka_topic_partition_list_destroy(j->offsets);
+	if (j->cgmd)
+		rd_kafka_consumer_group_metadata_destroy(j->cgmd);
+	j->offsets = NULL;
+	j->cgmd = NULL;
+	pthread_mutex_unlock(&j->mu);
 
-	if (t->state == TXN_DEAD)
-		return TXN_FATAL;
-	if (t->state == TXN_IDLE) {
-		/* Nothing begun; what was settled since the last commit is redone. */
+	if (st == TXN_OK) {
+		t->commits++;
+		ended(t, 0);
+		return TXN_OK;
+	}
+	if (st == TXN_ABORTED) {
+		log_warn("transaction_aborted", LOG_S("reason", reason[0] ? reason : "a forward failed"),
+			 LOG_I("forwards", (int64_t)t->produced),
+			 LOG_S("effect", "its forwards are invisible to read_committed readers; the "
+					 "requests since the last commit are consumed again"));
+		t->aborts++;
 		t->doomed = 0;
 		ended(t, 1);
 		return TXN_ABORTED;
 	}
-	t->state = TXN_ABORTING;
-	e = rd_kafka_abort_transaction(t->producer, CALL_MS);
-	if (e) {
-		enum txn_status st = failed(t, e, "abort_transaction", &abortable);
-		return st == TXN_ABORTED ? TXN_BUSY : st;
-	}
-	log_warn("transaction_aborted", LOG_S("reason", why), LOG_I("forwards", (int64_t)t->produced),
-		 LOG_S("effect", "its forwards are invisible to read_committed readers; the "
-				 "requests since the last commit are redelivered"));
-	t->aborts++;
-	t->doomed = 0;
-	ended(t, 1);
-	return TXN_ABORTED;
+	log_error("transaction_fatal", LOG_S("error", reason),
+		  LOG_S("reason", "the producer cannot go on (fenced by a newer instance with our "
+				  "transactional.id or by the broker's transaction timeout, or "
+				  "idempotence lost); nothing uncommitted is lost: it is redelivered"));
+	t->state = TXN_DEAD;
+	return TXN_FATAL;
 }
 
 static enum txn_status begin(struct kafka_txn *t)
 {
-	int abortable;
 	rd_kafka_error_t *e = rd_kafka_begin_transaction(t->producer);
-	if (e)
-		return failed(t, e, "begin_transaction", &abortable);
+	if (e) {
+		/* Local: only a fatal state or misuse fails it. */
+		log_error("transaction_fatal", LOG_S("operation", "begin_transaction"),
+			  LOG_S("error", rd_kafka_error_string(e)));
+		rd_kafka_error_destroy(e);
+		t->state = TXN_DEAD;
+		return TXN_FATAL;
+	}
 	t->state = TXN_OPEN;
 	if (!t->opened_ms)
 		t->opened_ms = clock_mono_ms();
 	return TXN_OK;
 }
 
-static enum txn_status do_commit(struct kafka_txn *t, rd_kafka_t *consumer)
+static enum txn_status start_abort(struct kafka_txn *t)
 {
-	rd_kafka_error_t *e;
-	int abortable;
-	enum txn_status st;
-
-	if (t->state == TXN_IDLE && (st = begin(t)) != TXN_OK)
-		return st;
-	if (t->state != TXN_COMMITTING) {
-		/* What is settled from now on waits for the next transaction. */
-		t->sending = t->offsets;
-		t->offsets = rd_kafka_topic_partition_list_new(8);
-		t->state = TXN_COMMITTING;
+	if (t->state == TXN_IDLE) {
+		/* Nothing begun; what was settled since the last commit is redone. */
+		t->doomed = 0;
+		ended(t, 1);
+		return TXN_ABORTED;
 	}
-	if (!t->offsets_sent && t->sending->cnt > 0) {
-		/* Sent again as they were if the first try timed out (librdkafka's advice). */
-		if (!t->cgmd)
-			t->cgmd = rd_kafka_consumer_group_metadata(consumer);
-		e = rd_kafka_send_offsets_to_transaction(t->producer, t->sending, t->cgmd, CALL_MS);
-		if (e) {
-			st = failed(t, e, "send_offsets_to_transaction", &abortable);
-			return abortable ? do_abort(t, "the group refused the offsets (generation over, "
-						       "or coordinator error)")
-					 : st;
-		}
-		t->offsets_sent = 1;
-	}
-	e = rd_kafka_commit_transaction(t->producer, CALL_MS);
-	if (e) {
-		st = failed(t, e, "commit_transaction", &abortable);
-		return abortable ? do_abort(t, "the commit failed (a forward refused, or the "
-					       "transaction fenced)")
-				 : st;
-	}
-	t->commits++;
-	ended(t, 0);
-	return TXN_OK;
+	post(t, 1, NULL);
+	return TXN_BUSY;
 }
 
 enum txn_status kafka_txn_tick(struct kafka_txn *t, rd_kafka_t *consumer, int now)
@@ -209,38 +318,30 @@ enum txn_status kafka_txn_tick(struct kafka_txn *t, rd_kafka_t *consumer, int no
 	switch (t->state) {
 	case TXN_DEAD:
 		return TXN_FATAL;
-	case TXN_ABORTING:
-		return do_abort(t, "an earlier failure");
 	case TXN_COMMITTING:
-		return do_commit(t, consumer);
+	case TXN_ABORTING:
+		return collect(t);
 	case TXN_IDLE:
 	case TXN_OPEN:
-	case TXN_FLUSHING:
 		break;
 	}
 	if (t->doomed)
-		return do_abort(t, "a forward failed");
+		return start_abort(t);
 	if (t->state == TXN_IDLE && t->offsets->cnt == 0)
 		return TXN_OK;
-	if (t->state != TXN_FLUSHING && !now && clock_mono_ms() - t->opened_ms < t->interval_ms)
+	if (!now && clock_mono_ms() - t->opened_ms < t->interval_ms)
 		return TXN_OK;
-	/* librdkafka's commit flushes first, blocking the loop (and its signals) for as long as
-	 * the broker takes; waiting here for the acknowledgements keeps the loop live. */
-	if (t->inflight > 0) {
-		if (t->state == TXN_OPEN)
-			t->state = TXN_FLUSHING;
-		return TXN_BUSY;
-	}
-	if (t->state == TXN_FLUSHING)
-		t->state = TXN_OPEN;
-	return do_commit(t, consumer);
+	if (t->state == TXN_IDLE && begin(t) != TXN_OK)
+		return TXN_FATAL;
+	post(t, 0, consumer);
+	return TXN_BUSY;
 }
 
 enum txn_status kafka_txn_abort(struct kafka_txn *t)
 {
-	if (t->state == TXN_OPEN || t->state == TXN_FLUSHING || t->state == TXN_ABORTING)
-		return do_abort(t, "partitions lost");
-	return TXN_OK;
+	if (t->state == TXN_OPEN)
+		return start_abort(t);
+	return t->state == TXN_COMMITTING || t->state == TXN_ABORTING ? TXN_BUSY : TXN_OK;
 }
 
 int kafka_txn_produce(struct kafka_txn *t, const struct txn_input *input, const char *topic,
@@ -273,7 +374,7 @@ int kafka_txn_produce(struct kafka_txn *t, const struct txn_input *input, const 
 					RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(n), RD_KAFKA_V_END);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
-		rd_kafka_poll(t->producer, 100); /* the local queue drains as the broker acks */
+		kafka_txn_poll(t, 100); /* the local queue drains as the broker acks */
 	}
 	if (err) {
 		rd_kafka_headers_destroy(hdrs); /* not taken over on failure */
@@ -290,7 +391,7 @@ int kafka_txn_produce(struct kafka_txn *t, const struct txn_input *input, const 
 
 void kafka_txn_offset(struct kafka_txn *t, const char *topic, int32_t partition, int64_t next)
 {
-	/* During a commit this goes to the next transaction (the commit sends `sending`). */
+	/* During a commit this goes to the next transaction (the commit thread has its own). */
 	rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(t->offsets, topic,
 									   partition);
 	if (!p)
@@ -312,27 +413,20 @@ void kafka_txn_forget(struct kafka_txn *t, const char *topic, int32_t partition)
 	rd_kafka_topic_partition_list_del(t->offsets, topic, partition);
 }
 
-void kafka_txn_poll(struct kafka_txn *t, int timeout_ms)
-{
-	if (t->producer)
-		rd_kafka_poll(t->producer, timeout_ms);
-}
-
 int64_t kafka_txn_due_in(const struct kafka_txn *t)
 {
 	int64_t left;
+	if (t->state == TXN_COMMITTING || t->state == TXN_ABORTING)
+		return 5; /* the commit thread's result is picked up by polling */
 	if (t->state == TXN_IDLE && t->offsets->cnt == 0 && !t->doomed)
 		return -1;
-	if (t->state != TXN_IDLE && t->state != TXN_OPEN)
-		return t->state == TXN_FLUSHING ? 10 : 0; /* FLUSHING: acknowledgements come by
-							     * the producer's poll, not the consumer's */
 	left = t->opened_ms + t->interval_ms - clock_mono_ms();
 	return t->doomed || left < 0 ? 0 : left;
 }
 
 int kafka_txn_busy(const struct kafka_txn *t)
 {
-	return t->state == TXN_FLUSHING || t->state == TXN_COMMITTING || t->state == TXN_ABORTING;
+	return t->state == TXN_COMMITTING || t->state == TXN_ABORTING;
 }
 
 int kafka_txn_pending(const struct kafka_txn *t)
@@ -353,6 +447,11 @@ int kafka_txn_setup(struct kafka_txn *t, const struct config *cfg, const char *w
 	t->delivered = delivered;
 	t->refused = refused;
 	t->opaque = opaque;
+	t->job = calloc(1, sizeof *t->job);
+	if (!t->job)
+		abort();
+	pthread_mutex_init(&t->job->mu, NULL);
+	pthread_cond_init(&t->job->cv, NULL);
 	conf = kafka_conf_new(cfg, KAFKA_PRODUCER, worker_id, NULL, errbuf, errsize);
 	if (!conf)
 		return -1;
@@ -364,15 +463,17 @@ int kafka_txn_setup(struct kafka_txn *t, const struct config *cfg, const char *w
 		rd_kafka_conf_destroy(conf);
 		return -1;
 	}
-	rd_kafka_conf_set_dr_msg_cb(conf, delivery_cb);
-	rd_kafka_conf_set_error_cb(conf, producer_error_cb);
-	rd_kafka_conf_set_opaque(conf, t);
+	/* Reports as events on the loop's thread: librdkafka would otherwise call a delivery
+	 * callback from the commit thread's flush. */
+	rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR);
 	t->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errbuf, errsize);
 	if (!t->producer) {
 		rd_kafka_conf_destroy(conf);
 		return -1;
 	}
 	/* conf is now owned by the producer */
+	t->events = rd_kafka_queue_get_main(t->producer);
+	t->job->producer = t->producer;
 	for (int tries = 1;; tries++) {
 		rd_kafka_error_t *e = rd_kafka_init_transactions(t->producer, INIT_CALL_MS);
 		if (!e)
@@ -386,6 +487,11 @@ int kafka_txn_setup(struct kafka_txn *t, const struct config *cfg, const char *w
 			 LOG_I("tries", tries));
 		rd_kafka_error_destroy(e);
 	}
+	if (pthread_create(&t->job->thread, NULL, commit_thread, t->job) != 0) {
+		snprintf(errbuf, errsize, "cannot start the commit thread");
+		return -1;
+	}
+	t->job->started = 1;
 	log_info("transactions_ready", LOG_S("transactional_id", txn_id),
 		 LOG_I("transaction_interval_ms", t->interval_ms));
 	return 0;
@@ -393,27 +499,69 @@ int kafka_txn_setup(struct kafka_txn *t, const struct config *cfg, const char *w
 
 void kafka_txn_cleanup(struct kafka_txn *t, int fast)
 {
-	if (!t->producer)
+	struct txn_job *j = t->job;
+	int running = 0;
+
+	if (!j)
 		return;
-	/* An open transaction's forwards are aborted: their inputs are not committed and come
-	 * back to the partitions' next owner. */
-	if (!fast && (t->state == TXN_OPEN || t->state == TXN_FLUSHING))
-		do_abort(t, "shutting down");
-	if (t->state != TXN_IDLE)
-		log_warn("transaction_abandoned", LOG_I("forwards", (int64_t)t->produced),
-			 LOG_S("reason", "stopping without waiting for the broker: the open "
-					 "transaction is aborted by the broker after "
-					 "transaction.timeout.ms; its requests are redelivered"));
-	if (t->state != TXN_IDLE)
+	if (!t->producer)
+		goto free_lists;
+	if (j->started) {
+		pthread_mutex_lock(&j->mu);
+		j->stop = 1;
+		running = j->pending && !j->done;
+		pthread_cond_signal(&j->cv);
+		pthread_mutex_unlock(&j->mu);
+		if (running && fast) {
+			/* Inside a call waiting for the broker: left to the process's exit. */
+			log_warn("transaction_abandoned", LOG_I("forwards", (int64_t)t->produced),
+				 LOG_S("reason", "stopping without waiting for the broker: the open "
+						 "transaction is aborted by the broker after "
+						 "transaction.timeout.ms; its requests are redelivered"));
+			pthread_detach(j->thread);
+			abandoned_job = j; /* with its producer and the commit's offsets */
+			t->job = NULL;
+			t->producer = NULL;
+			if (t->offsets)
+				rd_kafka_topic_partition_list_destroy(t->offsets);
+			t->offsets = NULL;
+			return;
+		}
+		pthread_join(j->thread, NULL); /* it ends after its current call */
+		j->started = 0;
+	}
+	if (t->state != TXN_IDLE && t->state != TXN_DEAD) {
+		rd_kafka_error_t *e = fast ? NULL : rd_kafka_abort_transaction(t->producer,
+									      STOP_ABORT_MS);
+		if (fast || e)
+			log_warn("transaction_abandoned", LOG_I("forwards", (int64_t)t->produced),
+				 LOG_S("reason", "stopping without waiting for the broker: the "
+						 "open transaction is aborted by the broker after "
+						 "transaction.timeout.ms; its requests are "
+						 "redelivered"));
+		if (e)
+			rd_kafka_error_destroy(e);
 		rd_kafka_purge(t->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-	rd_kafka_poll(t->producer, 0); /* frees the notes of purged records */
-	rd_kafka_flush(t->producer, fast ? 0 : 1000);
-	rd_kafka_poll(t->producer, 0);
+	}
+	/* The reports of purged records free their notes. */
+	for (int i = 0; i < 10 && t->inflight > 0; i++)
+		kafka_txn_poll(t, 100);
+	rd_kafka_queue_destroy(t->events);
+	t->events = NULL;
 	rd_kafka_destroy(t->producer);
 	t->producer = NULL;
-	if (t->cgmd)
-		rd_kafka_consumer_group_metadata_destroy(t->cgmd);
-	t->cgmd = NULL;
-	list_clear(&t->offsets);
-	list_clear(&t->sending);
+free_lists:
+	if (j->offsets)
+		rd_kafka_topic_partition_list_destroy(j->offsets);
+	if (j->cgmd)
+		rd_kafka_consumer_group_metadata_destroy(j->cgmd);
+	j->offsets = NULL;
+	j->cgmd = NULL;
+	if (t->offsets)
+		rd_kafka_topic_partition_list_destroy(t->offsets);
+	t->offsets = NULL;
+	pthread_mutex_destroy(&j->mu);
+	pthread_cond_destroy(&j->cv);
+	free(j);
+	t->job = NULL;
 }

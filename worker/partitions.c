@@ -9,11 +9,11 @@
 #include "log.h"
 #include "metrics.h"
 
-#define POLL_MS 100
 #define REVOKE_COMMIT_MS 10000 /* how long a revoke waits for its transaction to commit */
 #define COMMITTED_MS 10000     /* one attempt to read the committed offsets at a rewind */
 #define REWIND_TRIES 6
 #define SEEK_MS 5000
+#define COMMIT_POLL_MS 5       /* waiting for the commit thread, serving delivery reports */
 
 void partition_list_set(rd_kafka_topic_partition_list_t *l, const char *topic,
 			int32_t partition, int64_t offset)
@@ -99,10 +99,7 @@ static void on_revoke(struct worker *w, rd_kafka_topic_partition_list_t *parts)
 	if (!lost) {
 		/* What is final goes out now, forwards and offsets in one transaction, before
 		 * another worker takes over. */
-		int64_t deadline = clock_mono_ms() + REVOKE_COMMIT_MS;
-		while ((st = kafka_txn_tick(&w->txn, w->consumer, 1)) == TXN_BUSY &&
-		       not_fast_exit(w) && clock_mono_ms() < deadline)
-			kafka_txn_poll(&w->txn, POLL_MS);
+		st = partitions_commit_all(w, REVOKE_COMMIT_MS);
 	} else {
 		metrics_set_gauge(METRICS_GROUP_JOINED, 0);
 		log_warn("assignment_lost", LOG_S("reason", "partitions were taken away without a "
@@ -157,6 +154,18 @@ void partitions_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 /* ---- transactions ---- */
+
+enum txn_status partitions_commit_all(struct worker *w, int timeout_ms)
+{
+	int64_t deadline = clock_mono_ms() + timeout_ms;
+	enum txn_status st;
+	/* A commit already under way first, then what was settled meanwhile. */
+	while (((st = kafka_txn_tick(&w->txn, w->consumer, 1)) == TXN_BUSY ||
+		(st == TXN_OK && kafka_txn_pending(&w->txn))) &&
+	       not_fast_exit(w) && clock_mono_ms() < deadline)
+		kafka_txn_poll(&w->txn, COMMIT_POLL_MS);
+	return st;
+}
 
 enum txn_status partitions_commit(struct worker *w, int now)
 {
@@ -233,6 +242,26 @@ void partitions_rewind(struct worker *w)
 
 /* ---- forwards' fate, and holds ---- */
 
+/* A held partition's record is settled: the partition goes on right after it (what followed
+ * it was dropped while it went first). */
+static void end_hold(struct worker *w, const char *topic, int32_t partition, int64_t next)
+{
+	rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(one, topic, partition)->offset = next;
+	rd_kafka_error_t *e = rd_kafka_seek_partitions(w->consumer, one, SEEK_MS);
+	if (e) {
+		log_warn("seek_failed", LOG_S("error", rd_kafka_error_string(e)));
+		rd_kafka_error_destroy(e);
+	}
+	if (!paused_otherwise(w, topic))
+		rd_kafka_resume_partitions(w->consumer, one);
+	rd_kafka_topic_partition_list_destroy(one);
+	forward_hold_drop(&w->hold, topic, partition);
+	holds_changed(w);
+	log_info("partition_hold_ended", LOG_S("topic", topic), LOG_I("partition", partition),
+		 LOG_I("resume_at", next));
+}
+
 void partitions_forward_delivered(void *opaque, const struct txn_input *input, const char *topic,
 				  int32_t partition, int64_t offset)
 {
@@ -246,9 +275,16 @@ void partitions_forward_delivered(void *opaque, const struct txn_input *input, c
 		log_info("forward_accepted", LOG_S("topic", topic), LOG_S("input_topic", input->topic),
 			 LOG_I("input_partition", input->partition),
 			 LOG_I("input_offset", input->offset), LOG_I("sends", h->failures + 1));
-		forward_hold_drop(&w->hold, input->topic, input->partition);
-		holds_changed(w);
+		end_hold(w, input->topic, input->partition, input->offset + 1);
 	}
+}
+
+void partitions_forward_produced(struct worker *w, const char *topic, int32_t partition,
+				 int64_t offset)
+{
+	struct hold_entry *h = w->hold.n ? forward_hold_find(&w->hold, topic, partition) : NULL;
+	if (h && h->released && h->offset == offset)
+		h->forwarded = 1;
 }
 
 void partitions_forward_refused(void *opaque, const struct txn_input *input, const char *topic,
@@ -329,6 +365,7 @@ void partitions_release_holds(struct worker *w)
 
 void partitions_advanced(struct worker *w, const char *topic, int32_t partition, int64_t next)
 {
-	if (w->hold.n && forward_hold_passed(&w->hold, topic, partition, next))
-		holds_changed(w);
+	struct hold_entry *h = w->hold.n ? forward_hold_find(&w->hold, topic, partition) : NULL;
+	if (h && h->released && !h->forwarded && next > h->offset)
+		end_hold(w, topic, partition, next);
 }

@@ -47,6 +47,7 @@ static int forward(struct worker *w, struct request_entry *e, const char *topic,
 	if (forward_record(&w->txn, w->worker_id, e->msg, &in, &e->origin, topic, why, attempts,
 			   not_before_ms) < 0)
 		return -1; /* the transaction aborts, the consumer rewinds: decided again */
+	partitions_forward_produced(w, e->input.topic, e->input.partition, e->input.offset);
 	worker_complete(w, &e->input);
 	/* Even when its offset cannot move yet (an earlier record is open), the partition goes
 	 * into the commit: offsets are what fence a zombie's transaction (KIP-447). */

@@ -164,13 +164,12 @@ static int not_fast_exit(void *arg)
 	return worker_stage(arg) != STAGE_FAST_EXIT;
 }
 
-/* The last transaction: what is final is committed before the group is left. */
+/* The last transaction: what is final is committed before the group is left. (An abort
+ * now needs no rewind: the records come back to the partitions' next owner.) */
 static void commit_before_exit(struct worker *w)
 {
-	int64_t deadline = clock_mono_ms() + SHUTDOWN_COMMIT_MS;
-	while (partitions_commit(w, 1) == TXN_BUSY && not_fast_exit(w) &&
-	       clock_mono_ms() < deadline)
-		kafka_txn_poll(&w->txn, POLL_MS);
+	if (partitions_commit_all(w, SHUTDOWN_COMMIT_MS) == TXN_FATAL)
+		w->fatal = 1;
 }
 
 /* Commits what is final and leaves the group (the revoke callback runs), then destroys the

@@ -1,5 +1,5 @@
 /* forward_hold: a partition stopped at the record whose forward failed, released after its
- * delay, and over once its offset passes that record. */
+ * delay (that record alone goes first), over when the caller drops it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -35,12 +35,14 @@ static void test_due_then_passed(void **state)
 	forward_hold_due(&h, 100, due);
 	assert_int_equal(due->cnt, 1);
 	assert_int_equal(due->elems[0].offset, 40); /* resumed at the held record */
-	assert_false(forward_hold_blocks(&h, "in", 0, 40)); /* released */
+	assert_false(forward_hold_blocks(&h, "in", 0, 40)); /* released: the held record goes */
+	assert_true(forward_hold_blocks(&h, "in", 0, 41));  /* ... first, alone */
+	assert_false(forward_hold_blocks(&h, "in", 0, 39));
 	forward_hold_due(&h, 200, due);
 	assert_int_equal(due->cnt, 1); /* once */
-	assert_int_equal(forward_hold_passed(&h, "in", 0, 40), 0); /* not past it yet */
-	assert_int_equal(forward_hold_passed(&h, "in", 0, 41), 1);
+	forward_hold_drop(&h, "in", 0);
 	assert_null(forward_hold_find(&h, "in", 0));
+	assert_false(forward_hold_blocks(&h, "in", 0, 41));
 	rd_kafka_topic_partition_list_destroy(due);
 	forward_hold_cleanup(&h);
 }
