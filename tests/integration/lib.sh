@@ -27,16 +27,8 @@ IT_GROUP="it-$IT_NAME"
 IT_WORKER_PIDS=()
 
 it_pg() { AW_RUN_DIR="$IT_PG_RUN" "$IT_SRC/scripts/pg.sh" "$@"; }
-# The test's own Apache Kafka broker (scripts/kafka.sh); IT_MOCK_BROKER=1 before it_setup gives
-# librdkafka's mock cluster instead (scripts/broker.sh), for the faults a real broker cannot
-# be made to show (an exact error code on one request).
-it_broker() {
-	if [[ -n "${IT_MOCK_BROKER:-}" ]]; then
-		AW_RUN_DIR="$IT_DIR" AW_BUILD_DIR="$IT_BUILD" "$IT_SRC/scripts/broker.sh" "$@"
-	else
-		AW_RUN_DIR="$IT_DIR" "$IT_SRC/scripts/kafka.sh" "$@"
-	fi
-}
+# The test's own Apache Kafka broker (scripts/kafka.sh).
+it_broker() { AW_RUN_DIR="$IT_DIR" "$IT_SRC/scripts/kafka.sh" "$@"; }
 
 it_cleanup() {
 	local rc=$?
