@@ -127,6 +127,7 @@ static void housekeeping(struct worker *w)
 {
 	kafka_txn_poll(&w->txn, 0);
 	partitions_commit(w, 0);
+	process_request_flush_forwards(w);
 	partitions_release_holds(w);
 	update_gauges(w);
 }
@@ -334,6 +335,7 @@ static int drained(struct worker *w)
 {
 	int64_t now = clock_mono_ms();
 	if (!w->assigned_once || w->backlog.count || w->delayed.count || w->hold.n ||
+	    w->outbox.count ||
 	    kafka_txn_pending(&w->txn) || offset_tracker_open_count(w->tracker) ||
 	    !all_assigned_at_end(w)) {
 		w->caught_up_since_ms = 0;

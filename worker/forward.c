@@ -1,11 +1,39 @@
 #include "forward.h"
 
-int forward_record(struct kafka_txn *txn, const char *worker_id, const rd_kafka_message_t *in,
-		   const struct txn_input *input, const struct record_origin *origin,
-		   const char *topic, const struct forward_reason *why, int attempts,
-		   int64_t not_before_ms)
+#include <stdlib.h>
+#include <string.h>
+
+#include "xalloc.h"
+
+static void *dup_bytes(const void *p, size_t n)
 {
+	void *d;
+	if (!p)
+		return NULL;
+	d = malloc(n ? n : 1);
+	if (!d)
+		abort();
+	memcpy(d, p, n);
+	return d;
+}
+
+struct forward_out *forward_build(const char *worker_id, const rd_kafka_message_t *in,
+				  const struct tracked_offset *input,
+				  const struct record_origin *origin, const char *topic,
+				  const struct forward_reason *why, int attempts,
+				  int64_t not_before_ms)
+{
+	struct forward_out *f = calloc(1, sizeof *f);
 	rd_kafka_headers_t *orig = NULL, *h;
+
+	if (!f)
+		abort();
+	f->input = *input;
+	f->topic = xstrdup(topic);
+	f->key = dup_bytes(in->key, in->key_len);
+	f->key_len = in->key_len;
+	f->value = dup_bytes(in->payload, in->len);
+	f->value_len = in->len;
 
 	/* The producer's headers travel unchanged; our previous decision's are replaced. */
 	if (rd_kafka_message_headers(in, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -33,7 +61,59 @@ int forward_record(struct kafka_txn *txn, const char *worker_id, const rd_kafka_
 	if (not_before_ms > 0)
 		record_header_add_int(h, HDR_RETRY_NOT_BEFORE, not_before_ms);
 	rd_kafka_header_add(h, HDR_WORKER_ID, -1, worker_id, -1);
+	f->hdrs = h;
+	return f;
+}
 
-	/* h is taken by the producer, or freed on failure */
-	return kafka_txn_produce(txn, input, topic, in->key, in->key_len, in->payload, in->len, h);
+int forward_send(struct kafka_txn *txn, struct forward_out *f)
+{
+	struct txn_input in = { f->input.topic, f->input.partition, f->input.offset };
+	int rc = kafka_txn_produce(txn, &in, f->topic, f->key, f->key_len, f->value, f->value_len,
+				   f->hdrs);
+	f->hdrs = NULL; /* taken by the producer, or freed on failure */
+	forward_out_free(f);
+	return rc;
+}
+
+void forward_out_free(struct forward_out *f)
+{
+	if (!f)
+		return;
+	free(f->topic);
+	free(f->key);
+	free(f->value);
+	if (f->hdrs)
+		rd_kafka_headers_destroy(f->hdrs);
+	free(f);
+}
+
+void forward_outbox_push(struct forward_outbox *o, struct forward_out *f)
+{
+	f->next = NULL;
+	if (o->tail)
+		o->tail->next = f;
+	else
+		o->head = f;
+	o->tail = f;
+	o->count++;
+}
+
+struct forward_out *forward_outbox_pop(struct forward_outbox *o)
+{
+	struct forward_out *f = o->head;
+	if (!f)
+		return NULL;
+	o->head = f->next;
+	if (!o->head)
+		o->tail = NULL;
+	o->count--;
+	f->next = NULL;
+	return f;
+}
+
+void forward_outbox_cleanup(struct forward_outbox *o)
+{
+	struct forward_out *f;
+	while ((f = forward_outbox_pop(o)))
+		forward_out_free(f);
 }

@@ -1,13 +1,18 @@
 /* Requeue and dead-letter: a copy of the input record (key, value, the producer's headers)
  * with the decision's x-* headers, produced into the worker's open Kafka transaction
  * (kafka_txn.h). It is settled when that transaction commits, together with its input offset;
- * if the transaction aborts, the input record is consumed again and decided again. */
+ * if the transaction aborts, the input record is consumed again and decided again.
+ *
+ * A forward decided while a commit is under way waits in the outbox (built, its request still
+ * open) and is produced into the next transaction, so the batch does not wait for the commit. */
 #ifndef AW_FORWARD_H
 #define AW_FORWARD_H
 
 #include <librdkafka/rdkafka.h>
+#include <stddef.h>
 
 #include "kafka_txn.h"
+#include "offset_tracker.h"
 #include "record_headers.h"
 
 /* Why a record is forwarded: becomes the x-error-* headers. */
@@ -18,12 +23,36 @@ struct forward_reason {
 	const char *message;
 };
 
-/* Produces a copy of `in` to `topic` with the decision's headers. `attempts` = tries made so
- * far; `not_before_ms` > 0 adds x-retry-not-before. Returns 0, or -1 when it could not be
- * produced (the transaction is then doomed and aborted at the next tick: see kafka_txn.h). */
-int forward_record(struct kafka_txn *txn, const char *worker_id, const rd_kafka_message_t *in,
-		   const struct txn_input *input, const struct record_origin *origin,
-		   const char *topic, const struct forward_reason *why, int attempts,
-		   int64_t not_before_ms);
+/* A forward ready to be produced: owns its copies. */
+struct forward_out {
+	struct forward_out *next;
+	struct tracked_offset input; /* the record it settles */
+	char *topic;
+	void *key, *value;
+	size_t key_len, value_len;
+	rd_kafka_headers_t *hdrs;
+};
+
+/* Builds the copy of `in` for `topic` with the decision's headers. `attempts` = tries made so
+ * far; `not_before_ms` > 0 adds x-retry-not-before. */
+struct forward_out *forward_build(const char *worker_id, const rd_kafka_message_t *in,
+				  const struct tracked_offset *input,
+				  const struct record_origin *origin, const char *topic,
+				  const struct forward_reason *why, int attempts,
+				  int64_t not_before_ms);
+/* Produces it into the open transaction and frees it. Returns 0, or -1 when it could not be
+ * produced (the transaction is then doomed: see kafka_txn.h). */
+int forward_send(struct kafka_txn *txn, struct forward_out *f);
+void forward_out_free(struct forward_out *f);
+
+/* Forwards waiting for a commit to end, in decision order. */
+struct forward_outbox {
+	struct forward_out *head, *tail;
+	size_t count;
+};
+
+void forward_outbox_push(struct forward_outbox *o, struct forward_out *f);
+struct forward_out *forward_outbox_pop(struct forward_outbox *o);
+void forward_outbox_cleanup(struct forward_outbox *o);
 
 #endif

@@ -8,6 +8,7 @@
 #include "consume_loop.h"
 #include "log.h"
 #include "metrics.h"
+#include "process_request.h"
 
 #define REVOKE_COMMIT_MS 10000 /* how long a revoke waits for its transaction to commit */
 #define COMMITTED_MS 10000     /* one attempt to read the committed offsets at a rewind */
@@ -159,11 +160,14 @@ enum txn_status partitions_commit_all(struct worker *w, int timeout_ms)
 {
 	int64_t deadline = clock_mono_ms() + timeout_ms;
 	enum txn_status st;
-	/* A commit already under way first, then what was settled meanwhile. */
+	/* A commit already under way first, then the forwards that waited for it and what was
+	 * settled meanwhile. */
 	while (((st = kafka_txn_tick(&w->txn, w->consumer, 1)) == TXN_BUSY ||
-		(st == TXN_OK && kafka_txn_pending(&w->txn))) &&
-	       not_fast_exit(w) && clock_mono_ms() < deadline)
+		(st == TXN_OK && (w->outbox.count || kafka_txn_pending(&w->txn)))) &&
+	       not_fast_exit(w) && clock_mono_ms() < deadline) {
 		kafka_txn_poll(&w->txn, COMMIT_POLL_MS);
+		process_request_flush_forwards(w);
+	}
 	return st;
 }
 

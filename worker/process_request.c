@@ -28,40 +28,53 @@ static const char *nonempty(const char *s) { return s && *s ? s : NULL; }
 		LOG_I("offset", (e)->msg->offset), LOG_S("request_id", req_id),              \
 		LOG_I("attempt", (e)->origin.attempts + 1)
 
-/* Produces the request's forward into the open transaction; the request is final as soon as
- * it is in (the transaction commits its input offset with it). Not for a request whose
- * partition was revoked or rewound meanwhile: that one is decided again. Returns 0 when
- * forwarded. */
-static int forward(struct worker *w, struct request_entry *e, const char *topic,
-		   const struct forward_reason *why, int attempts, int64_t not_before_ms)
+/* Produces a built forward into the open transaction; its request is final as soon as it is
+ * in (the transaction commits its input offset with it). Not for a request whose partition
+ * was revoked or rewound meanwhile: that one is decided again. Returns 0 when produced. */
+static int send_forward(struct worker *w, struct forward_out *f)
 {
-	struct txn_input in = { e->input.topic, e->input.partition, e->input.offset };
-	/* A commit due or under way: forwards wait for it (milliseconds, unless the broker is
-	 * away; a signal ends the wait and the request is handed back). */
-	while (kafka_txn_busy(&w->txn) && worker_stage(w) == STAGE_RUNNING && !w->fatal) {
-		kafka_txn_poll(&w->txn, 10);
-		partitions_commit(w, 0);
-	}
-	if (kafka_txn_busy(&w->txn) || !offset_tracker_is_current(w->tracker, &e->input))
+	struct tracked_offset input = f->input;
+	if (!offset_tracker_is_current(w->tracker, &input)) {
+		forward_out_free(f);
 		return -1;
-	if (forward_record(&w->txn, w->worker_id, e->msg, &in, &e->origin, topic, why, attempts,
-			   not_before_ms) < 0)
+	}
+	if (forward_send(&w->txn, f) < 0)
 		return -1; /* the transaction aborts, the consumer rewinds: decided again */
-	partitions_forward_produced(w, e->input.topic, e->input.partition, e->input.offset);
-	worker_complete(w, &e->input);
+	partitions_forward_produced(w, input.topic, input.partition, input.offset);
+	worker_complete(w, &input);
 	/* Even when its offset cannot move yet (an earlier record is open), the partition goes
 	 * into the commit: offsets are what fence a zombie's transaction (KIP-447). */
-	kafka_txn_offset_include(&w->txn, e->input.topic, e->input.partition,
-				 offset_tracker_committable(w->tracker, e->input.topic,
-							    e->input.partition));
+	kafka_txn_offset_include(&w->txn, input.topic, input.partition,
+				 offset_tracker_committable(w->tracker, input.topic,
+							    input.partition));
 	return 0;
+}
+
+void process_request_flush_forwards(struct worker *w)
+{
+	struct forward_out *f;
+	while (!kafka_txn_busy(&w->txn) && (f = forward_outbox_pop(&w->outbox)))
+		send_forward(w, f);
+}
+
+/* Forwards the request: at once, or, while a commit is under way, through the outbox into the
+ * next transaction (the batch goes on meanwhile; the request stays open until produced). */
+static void forward(struct worker *w, struct request_entry *e, const char *topic,
+		    const struct forward_reason *why, int attempts, int64_t not_before_ms)
+{
+	struct forward_out *f = forward_build(w->worker_id, e->msg, &e->input, &e->origin, topic,
+					      why, attempts, not_before_ms);
+	if (kafka_txn_busy(&w->txn) || w->outbox.count > 0) {
+		forward_outbox_push(&w->outbox, f);
+		return;
+	}
+	send_forward(w, f);
 }
 
 static void dead_letter(struct worker *w, struct request_entry *e, const char *request_id,
 			const struct forward_reason *why, const struct decision *d)
 {
-	if (forward(w, e, w->cfg->kafka.dlq_topic, why, d->attempt, 0) < 0)
-		return;
+	forward(w, e, w->cfg->kafka.dlq_topic, why, d->attempt, 0);
 	worker_stats_count(&w->stats, STAT_DEAD_LETTERED);
 	metrics_count_dead_letter(why->error_class);
 	log_warn("request", REQUEST_FIELDS(e, request_id), LOG_S("outcome", "dead_lettered"),
@@ -72,8 +85,7 @@ static void dead_letter(struct worker *w, struct request_entry *e, const char *r
 static void requeue(struct worker *w, struct request_entry *e, const char *request_id,
 		    const struct forward_reason *why, const struct decision *d)
 {
-	if (forward(w, e, w->cfg->kafka.retry_topic, why, d->attempt, d->not_before_ms) < 0)
-		return;
+	forward(w, e, w->cfg->kafka.retry_topic, why, d->attempt, d->not_before_ms);
 	worker_stats_count(&w->stats, STAT_REQUEUED);
 	metrics_count_retry(METRICS_RETRY_REQUEUE);
 	log_info("request", REQUEST_FIELDS(e, request_id), LOG_S("outcome", "requeued"),

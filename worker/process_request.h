@@ -23,6 +23,10 @@ struct request_entry {
  * open and it is redelivered). Records of one partition must be in offset order. */
 void process_batch(struct worker *w, struct request_entry *entries, size_t n);
 
+/* Produces the forwards that waited for a commit to end (see forward.h), once none is under
+ * way. */
+void process_request_flush_forwards(struct worker *w);
+
 /* Connects to PostgreSQL, waiting with backoff while it is unavailable. Returns 0, or -1 if
  * the worker must stop (signal) first. */
 int process_request_connect(struct worker *w);

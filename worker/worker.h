@@ -10,6 +10,7 @@
 #include "backlog.h"
 #include "backoff.h"
 #include "config.h"
+#include "forward.h"
 #include "forward_hold.h"
 #include "kafka_txn.h"
 #include "offset_tracker.h"
@@ -35,6 +36,7 @@ struct worker {
 	rd_kafka_t *consumer;
 	struct kafka_txn txn;           /* forwards and offsets, committed together */
 	struct forward_hold hold;       /* partitions stopped at a forward that failed */
+	struct forward_outbox outbox;   /* forwards decided during a commit, for the next one */
 	struct offset_tracker *tracker;
 	struct retry_delay delayed;
 	struct backlog backlog;

@@ -229,11 +229,14 @@ void worker_cleanup(struct worker *w)
 		retry_delay_cleanup(&w->delayed);
 		if (!fast && !w->fatal)
 			commit_before_exit(w);
+		/* Forwards that never made it into a transaction: their requests are redelivered. */
+		forward_outbox_cleanup(&w->outbox);
 		consumer_close(w);
 		w->consumer = NULL;
 	}
 	/* A second signal may have come meanwhile: then nothing more waits for the broker. */
 	kafka_txn_cleanup(&w->txn, worker_stage(w) == STAGE_FAST_EXIT || w->fatal);
+	forward_outbox_cleanup(&w->outbox);
 	forward_hold_cleanup(&w->hold);
 	pg_session_close(&w->pg);
 	if (w->eof)
