@@ -89,31 +89,25 @@ void forward_out_free(struct forward_out *f)
 
 void forward_outbox_push(struct forward_outbox *o, struct forward_out *f)
 {
+	struct forward_out **pp = &o->head;
+	while (*pp)
+		pp = &(*pp)->next;
 	f->next = NULL;
-	if (o->tail)
-		o->tail->next = f;
-	else
-		o->head = f;
-	o->tail = f;
+	*pp = f;
 	o->count++;
 }
 
-struct forward_out *forward_outbox_pop(struct forward_outbox *o)
+struct forward_out *forward_outbox_unlink(struct forward_outbox *o, struct forward_out **pp)
 {
-	struct forward_out *f = o->head;
-	if (!f)
-		return NULL;
-	o->head = f->next;
-	if (!o->head)
-		o->tail = NULL;
-	o->count--;
+	struct forward_out *f = *pp;
+	*pp = f->next;
 	f->next = NULL;
+	o->count--;
 	return f;
 }
 
 void forward_outbox_cleanup(struct forward_outbox *o)
 {
-	struct forward_out *f;
-	while ((f = forward_outbox_pop(o)))
-		forward_out_free(f);
+	while (o->head)
+		forward_out_free(forward_outbox_unlink(o, &o->head));
 }

@@ -3,8 +3,10 @@
  * (kafka_txn.h). It is settled when that transaction commits, together with its input offset;
  * if the transaction aborts, the input record is consumed again and decided again.
  *
- * A forward decided while a commit is under way waits in the outbox (built, its request still
- * open) and is produced into the next transaction, so the batch does not wait for the commit. */
+ * A decided forward waits in the outbox (built, its request still open) until its record is
+ * the first open one of its partition and no commit is under way: then the offset committed
+ * with it covers it and every record before it, so no later owner of the partition consumes
+ * it again (exactly once, SPEC 1), and the batch never waits for a commit. */
 #ifndef AW_FORWARD_H
 #define AW_FORWARD_H
 
@@ -45,14 +47,15 @@ struct forward_out *forward_build(const char *worker_id, const rd_kafka_message_
 int forward_send(struct kafka_txn *txn, struct forward_out *f);
 void forward_out_free(struct forward_out *f);
 
-/* Forwards waiting for a commit to end, in decision order. */
+/* Forwards decided and not yet produced, in decision order (few: a list). */
 struct forward_outbox {
-	struct forward_out *head, *tail;
+	struct forward_out *head;
 	size_t count;
 };
 
 void forward_outbox_push(struct forward_outbox *o, struct forward_out *f);
-struct forward_out *forward_outbox_pop(struct forward_outbox *o);
+/* Unlinks *pp (a link of the list) and returns it. */
+struct forward_out *forward_outbox_unlink(struct forward_outbox *o, struct forward_out **pp);
 void forward_outbox_cleanup(struct forward_outbox *o);
 
 #endif

@@ -56,6 +56,7 @@ struct hold_entry *forward_hold_add(struct forward_hold *h, const char *topic,
 	e->permanent = permanent;
 	e->released = 0;
 	e->forwarded = 0;
+	e->reached = 0;
 	e->until_ms = now_ms; /* the caller sets the delay (it knows the backoff policy) */
 	return e;
 }
@@ -76,7 +77,9 @@ void forward_hold_due(struct forward_hold *h, int64_t now_ms,
 			continue;
 		e->released = 1;
 		e->paused = 0;
-		rd_kafka_topic_partition_list_add(out, e->topic, e->partition)->offset = e->offset;
+		rd_kafka_topic_partition_list_add(out, e->topic, e->partition)->offset =
+			e->reached ? e->offset : RD_KAFKA_OFFSET_INVALID;
+		e->reached = 0;
 	}
 }
 

@@ -23,6 +23,8 @@ struct hold_entry {
 	int released;      /* its time is up: the held record alone may be consumed again; what
 			    * follows it waits until it is settled */
 	int forwarded;     /* released, and its forward is produced: settled when delivered */
+	int reached;       /* the consumer went past the held record (records after it dropped):
+			    * the release must seek back to it */
 	int paused;        /* the consumer's partition is paused by us */
 };
 
@@ -44,8 +46,10 @@ struct hold_entry *forward_hold_find(struct forward_hold *h, const char *topic,
  * once released (the held record goes first, alone). */
 int forward_hold_blocks(struct forward_hold *h, const char *topic, int32_t partition,
 			int64_t offset);
-/* Ends the holds whose time has come: adds each (at its record's offset) to `out`, for the
- * caller to seek to and resume. */
+/* Ends the holds whose time has come: adds each to `out`, for the caller to resume, with the
+ * held record's offset to seek back to when the consumer went past it, else
+ * RD_KAFKA_OFFSET_INVALID (the consumer is still on its way to it, after a rewind: a seek
+ * forward would skip what lies between). */
 void forward_hold_due(struct forward_hold *h, int64_t now_ms,
 		      rd_kafka_topic_partition_list_t *out);
 void forward_hold_drop(struct forward_hold *h, const char *topic, int32_t partition);

@@ -13,6 +13,9 @@
 /* How long one transactional call may block the commit thread before it checks whether it
  * must stop; librdkafka resumes a call that timed out when it is made again. */
 #define CALL_MS 500
+/* send_offsets_to_transaction is not resumable in librdkafka 2.0.2: a timeout makes the
+ * transaction abortable, so the group coordinator gets seconds, not a loop turn. */
+#define SEND_OFFSETS_MS 5000
 #define INIT_CALL_MS 10000
 #define RETRY_PAUSE_MS 100
 #define STOP_ABORT_MS 5000 /* a graceful stop's abort of what is still open */
@@ -158,7 +161,7 @@ static enum txn_status run_commit(struct txn_job *j)
 			/* Sent again as they were after a timeout (librdkafka's advice). */
 			op = "send_offsets_to_transaction";
 			e = rd_kafka_send_offsets_to_transaction(j->producer, j->offsets, j->cgmd,
-								 CALL_MS);
+								 SEND_OFFSETS_MS);
 			if (!e) {
 				sent = 1;
 				continue;
@@ -379,7 +382,9 @@ int kafka_txn_produce(struct kafka_txn *t, const struct txn_input *input, const 
 	if (err) {
 		rd_kafka_headers_destroy(hdrs); /* not taken over on failure */
 		t->doomed = 1;
-		if (t->refused)
+		/* __STATE, __FATAL: the transaction failed already (an earlier forward's report
+		 * is not read yet): not this record's refusal. */
+		if (t->refused && err != RD_KAFKA_RESP_ERR__STATE && err != RD_KAFKA_RESP_ERR__FATAL)
 			t->refused(t->opaque, input, topic, err);
 		note_free(n);
 		return -1;
@@ -399,13 +404,6 @@ void kafka_txn_offset(struct kafka_txn *t, const char *topic, int32_t partition,
 	p->offset = next;
 	if (!t->opened_ms)
 		t->opened_ms = clock_mono_ms();
-}
-
-void kafka_txn_offset_include(struct kafka_txn *t, const char *topic, int32_t partition,
-			      int64_t offset)
-{
-	if (offset >= 0 && !rd_kafka_topic_partition_list_find(t->offsets, topic, partition))
-		kafka_txn_offset(t, topic, partition, offset);
 }
 
 void kafka_txn_forget(struct kafka_txn *t, const char *topic, int32_t partition)
@@ -504,6 +502,9 @@ void kafka_txn_cleanup(struct kafka_txn *t, int fast)
 
 	if (!j)
 		return;
+	/* From here on reports only free their notes: the worker's state is going away. */
+	t->delivered = NULL;
+	t->refused = NULL;
 	if (!t->producer)
 		goto free_lists;
 	if (j->started) {

@@ -44,8 +44,9 @@ struct txn_input {
 };
 
 /* What becomes of a produced forward: delivered (with its place), or refused by the broker or
- * the client (err). Forwards of an aborted transaction are not reported. Called on the loop's
- * thread (kafka_txn_poll, kafka_txn_produce). */
+ * the client (err). A forward purged by an abort is not reported; one acknowledged before its
+ * transaction aborted is reported delivered. Called on the loop's thread (kafka_txn_poll,
+ * kafka_txn_produce). */
 typedef void(txn_delivered_cb)(void *opaque, const struct txn_input *input, const char *topic,
 			       int32_t partition, int64_t offset);
 typedef void(txn_refused_cb)(void *opaque, const struct txn_input *input, const char *topic,
@@ -112,10 +113,6 @@ int kafka_txn_produce(struct kafka_txn *t, const struct txn_input *input, const 
 		      rd_kafka_headers_t *hdrs);
 /* The partition may be committed up to `next` with the next transaction. */
 void kafka_txn_offset(struct kafka_txn *t, const char *topic, int32_t partition, int64_t next);
-/* Adds the partition at `offset` unless it is in the next commit already. A transaction with
- * forwards must carry offsets: they are what the group coordinator fences a zombie by. */
-void kafka_txn_offset_include(struct kafka_txn *t, const char *topic, int32_t partition,
-			      int64_t offset);
 /* Forgets a partition's offset waiting for the next commit (the partition was lost). */
 void kafka_txn_forget(struct kafka_txn *t, const char *topic, int32_t partition);
 

@@ -206,8 +206,8 @@ void partitions_rewind(struct worker *w)
 			rd_kafka_resume_partitions(w->consumer, one);
 			rd_kafka_topic_partition_list_destroy(one);
 		}
-		if (h)
-			h->paused = 0;
+		if (h) /* consumed again from the committed offset, the held record included */
+			h->paused = h->reached = h->forwarded = 0;
 	}
 	/* The aborted commit is not among them (the read waits for stable offsets). */
 	for (int tries = 1; tries <= REWIND_TRIES && parts->cnt > 0; tries++) {
@@ -329,6 +329,7 @@ int partitions_held(struct worker *w, const char *topic, int32_t partition, int6
 	if (!w->hold.n || !forward_hold_blocks(&w->hold, topic, partition, offset))
 		return 0;
 	h = forward_hold_find(&w->hold, topic, partition);
+	h->reached = 1;
 	if (!h->paused) {
 		rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
 		rd_kafka_topic_partition_list_add(one, topic, partition);
@@ -348,12 +349,21 @@ void partitions_release_holds(struct worker *w)
 	due = rd_kafka_topic_partition_list_new(2);
 	forward_hold_due(&w->hold, clock_mono_ms(), due);
 	if (due->cnt > 0) {
-		/* Back to the held record: what was fetched beyond it was dropped. */
-		rd_kafka_error_t *e = rd_kafka_seek_partitions(w->consumer, due, SEEK_MS);
+		/* Back to the held record where what was fetched beyond it was dropped; never
+		 * forward. */
+		rd_kafka_topic_partition_list_t *back = rd_kafka_topic_partition_list_new(due->cnt);
+		for (int i = 0; i < due->cnt; i++)
+			if (due->elems[i].offset >= 0)
+				rd_kafka_topic_partition_list_add(back, due->elems[i].topic,
+								  due->elems[i].partition)
+					->offset = due->elems[i].offset;
+		rd_kafka_error_t *e = back->cnt ? rd_kafka_seek_partitions(w->consumer, back, SEEK_MS)
+						: NULL;
 		if (e) {
 			log_warn("seek_failed", LOG_S("error", rd_kafka_error_string(e)));
 			rd_kafka_error_destroy(e);
 		}
+		rd_kafka_topic_partition_list_destroy(back);
 		for (int i = 0; i < due->cnt; i++) {
 			rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
 			rd_kafka_topic_partition_list_add(one, due->elems[i].topic,

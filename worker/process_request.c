@@ -28,47 +28,49 @@ static const char *nonempty(const char *s) { return s && *s ? s : NULL; }
 		LOG_I("offset", (e)->msg->offset), LOG_S("request_id", req_id),              \
 		LOG_I("attempt", (e)->origin.attempts + 1)
 
-/* Produces a built forward into the open transaction; its request is final as soon as it is
- * in (the transaction commits its input offset with it). Not for a request whose partition
- * was revoked or rewound meanwhile: that one is decided again. Returns 0 when produced. */
-static int send_forward(struct worker *w, struct forward_out *f)
+/* Produces a built forward into the open transaction and closes its record, which is the
+ * first open one of its partition: the offset that goes with it covers it. */
+static void send_forward(struct worker *w, struct forward_out *f)
 {
 	struct tracked_offset input = f->input;
-	if (!offset_tracker_is_current(w->tracker, &input)) {
-		forward_out_free(f);
-		return -1;
-	}
 	if (forward_send(&w->txn, f) < 0)
-		return -1; /* the transaction aborts, the consumer rewinds: decided again */
+		return; /* the transaction aborts, the consumer rewinds: decided again */
 	partitions_forward_produced(w, input.topic, input.partition, input.offset);
 	worker_complete(w, &input);
-	/* Even when its offset cannot move yet (an earlier record is open), the partition goes
-	 * into the commit: offsets are what fence a zombie's transaction (KIP-447). */
-	kafka_txn_offset_include(&w->txn, input.topic, input.partition,
-				 offset_tracker_committable(w->tracker, input.topic,
-							    input.partition));
-	return 0;
 }
 
 void process_request_flush_forwards(struct worker *w)
 {
-	struct forward_out *f;
-	while (!kafka_txn_busy(&w->txn) && (f = forward_outbox_pop(&w->outbox)))
-		send_forward(w, f);
+	int progress = 1;
+	/* Sending one closes its record and may let the next of its partition go: passes until
+	 * none moves. */
+	while (progress && w->outbox.count > 0 && !kafka_txn_busy(&w->txn)) {
+		progress = 0;
+		for (struct forward_out **pp = &w->outbox.head; *pp && !kafka_txn_busy(&w->txn);) {
+			const struct tracked_offset *in = &(*pp)->input;
+			if (!offset_tracker_is_current(w->tracker, in)) {
+				/* Revoked or rewound meanwhile: decided again by whoever owns it. */
+				forward_out_free(forward_outbox_unlink(&w->outbox, pp));
+				progress = 1;
+			} else if (offset_tracker_committable(w->tracker, in->topic, in->partition) ==
+				   in->offset) {
+				send_forward(w, forward_outbox_unlink(&w->outbox, pp));
+				progress = 1;
+			} else {
+				pp = &(*pp)->next; /* an earlier record of its partition is open */
+			}
+		}
+	}
 }
 
-/* Forwards the request: at once, or, while a commit is under way, through the outbox into the
- * next transaction (the batch goes on meanwhile; the request stays open until produced). */
+/* Forwards the request: into the outbox, and from there into the transaction as soon as it
+ * may go (see forward.h). */
 static void forward(struct worker *w, struct request_entry *e, const char *topic,
 		    const struct forward_reason *why, int attempts, int64_t not_before_ms)
 {
-	struct forward_out *f = forward_build(w->worker_id, e->msg, &e->input, &e->origin, topic,
-					      why, attempts, not_before_ms);
-	if (kafka_txn_busy(&w->txn) || w->outbox.count > 0) {
-		forward_outbox_push(&w->outbox, f);
-		return;
-	}
-	send_forward(w, f);
+	forward_outbox_push(&w->outbox, forward_build(w->worker_id, e->msg, &e->input, &e->origin,
+						      topic, why, attempts, not_before_ms));
+	process_request_flush_forwards(w);
 }
 
 static void dead_letter(struct worker *w, struct request_entry *e, const char *request_id,
@@ -305,6 +307,7 @@ void process_batch(struct worker *w, struct request_entry *entries, size_t n)
 	}
 	decide_plan_init(&pl, &policy, hist, order, nrun);
 	run_transactions(w, all, &pl);
+	process_request_flush_forwards(w); /* those behind the records just committed */
 	w->batch_limit = decide_batch_limit(w->batch_limit, n, pl.refused, policy.batch_size);
 	for (size_t i = 0; i < pl.n; i++) {
 		struct pending *p = &all[pl.order[i]];

@@ -29,12 +29,14 @@ static void test_due_then_passed(void **state)
 	struct forward_hold h = { 0 };
 	rd_kafka_topic_partition_list_t *due = rd_kafka_topic_partition_list_new(2);
 	(void)state;
-	forward_hold_add(&h, "in", 0, 40, 0, 0)->until_ms = 100;
+	struct hold_entry *e = forward_hold_add(&h, "in", 0, 40, 0, 0);
+	e->until_ms = 100;
+	e->reached = 1; /* the consumer dropped records beyond it */
 	forward_hold_due(&h, 99, due);
 	assert_int_equal(due->cnt, 0);
 	forward_hold_due(&h, 100, due);
 	assert_int_equal(due->cnt, 1);
-	assert_int_equal(due->elems[0].offset, 40); /* resumed at the held record */
+	assert_int_equal(due->elems[0].offset, 40); /* sought back to the held record */
 	assert_false(forward_hold_blocks(&h, "in", 0, 40)); /* released: the held record goes */
 	assert_true(forward_hold_blocks(&h, "in", 0, 41));  /* ... first, alone */
 	assert_false(forward_hold_blocks(&h, "in", 0, 39));
@@ -80,11 +82,27 @@ static void test_permanent_errors(void **state)
 	assert_false(forward_error_is_permanent(RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION));
 }
 
+/* Released before the consumer got back to the held record (after a rewind): no seek, which
+ * would skip the records between. */
+static void test_due_not_reached(void **state)
+{
+	struct forward_hold h = { 0 };
+	rd_kafka_topic_partition_list_t *due = rd_kafka_topic_partition_list_new(2);
+	(void)state;
+	forward_hold_add(&h, "in", 0, 40, 0, 0)->until_ms = 10;
+	forward_hold_due(&h, 10, due);
+	assert_int_equal(due->cnt, 1);
+	assert_int_equal(due->elems[0].offset, RD_KAFKA_OFFSET_INVALID);
+	rd_kafka_topic_partition_list_destroy(due);
+	forward_hold_cleanup(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_blocks_from_the_record_on),
 		cmocka_unit_test(test_due_then_passed),
+		cmocka_unit_test(test_due_not_reached),
 		cmocka_unit_test(test_failing_again),
 		cmocka_unit_test(test_permanent_errors),
 	};
