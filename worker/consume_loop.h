@@ -12,6 +12,11 @@
 
 int worker_setup(struct worker *w, struct config *cfg, int drain_mode, char *errbuf,
 		 size_t errsize);
+/* After a fatal producer error (fenced: its transaction outlived transaction.timeout.ms):
+ * a new producer with the same transactional.id. Returns 0, or -1 when the worker must stop
+ * (fenced again within 30 s: another worker with our worker.id; or no new producer). The
+ * caller rewinds. */
+int worker_renew_producer(struct worker *w);
 /* Runs until a signal, --drain caught up, or a fatal error. Returns the exit code. */
 int worker_run(struct worker *w);
 void worker_cleanup(struct worker *w);

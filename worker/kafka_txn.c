@@ -542,8 +542,9 @@ void kafka_txn_cleanup(struct kafka_txn *t, int fast)
 						 "redelivered"));
 		if (e)
 			rd_kafka_error_destroy(e);
-		rd_kafka_purge(t->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 	}
+	if (t->inflight > 0) /* (a dead producer's too) */
+		rd_kafka_purge(t->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 	/* The reports of purged records free their notes. */
 	for (int i = 0; i < 10 && t->inflight > 0; i++)
 		kafka_txn_poll(t, 100);

@@ -58,6 +58,16 @@ static void holds_changed(struct worker *w)
 	metrics_set_gauge(METRICS_FORWARDS_REFUSED, (int64_t)forward_hold_refused(&w->hold));
 }
 
+/* A fatal producer error: a new producer (its transaction is gone: TXN_ABORTED, the caller
+ * rewinds), or the worker stops (TXN_FATAL). */
+static enum txn_status renew_or_stop(struct worker *w)
+{
+	if (worker_stage(w) == STAGE_RUNNING && worker_renew_producer(w) == 0)
+		return TXN_ABORTED;
+	w->fatal = 1;
+	return TXN_FATAL;
+}
+
 /* ---- assignment ---- */
 
 static void on_assign(struct worker *w, rd_kafka_topic_partition_list_t *parts)
@@ -113,7 +123,7 @@ static void on_revoke(struct worker *w, rd_kafka_topic_partition_list_t *parts)
 		st = kafka_txn_abort(&w->txn);
 	}
 	if (st == TXN_FATAL)
-		w->fatal = 1;
+		st = renew_or_stop(w);
 	for (int i = 0; i < parts->cnt; i++) {
 		const char *t = parts->elems[i].topic;
 		int32_t p = parts->elems[i].partition;
@@ -174,10 +184,10 @@ enum txn_status partitions_commit_all(struct worker *w, int timeout_ms)
 enum txn_status partitions_commit(struct worker *w, int now)
 {
 	enum txn_status st = kafka_txn_tick(&w->txn, w->consumer, now);
+	if (st == TXN_FATAL)
+		st = renew_or_stop(w);
 	if (st == TXN_ABORTED)
 		partitions_rewind(w);
-	else if (st == TXN_FATAL)
-		w->fatal = 1;
 	return st;
 }
 

@@ -51,6 +51,7 @@ struct worker {
 	rd_kafka_topic_partition_list_t *eof; /* assigned partitions seen at their end */
 	rd_kafka_topic_partition_list_t *produced; /* retry partitions we wrote to: last offset */
 	int fatal;                      /* unrecoverable error: exit 1 */
+	int64_t producer_renewed_ms;    /* when a fenced producer was last replaced */
 	int64_t gauges_at_ms;           /* last refresh of the /metrics gauges */
 	size_t batch_limit;             /* requests per batch now: adapts to refusals */
 

@@ -22,6 +22,7 @@
 #define SHUTDOWN_COMMIT_MS 30000 /* a graceful stop waits this long for its last commit (a
 				  * second signal cuts it short) */
 #define CLOSE_MS 30000           /* how long a graceful stop waits to leave the group */
+#define RENEW_MIN_MS 30000       /* a producer fenced again sooner than this: stop */
 
 volatile sig_atomic_t worker_signal_count;
 volatile sig_atomic_t worker_reload_requested;
@@ -72,6 +73,33 @@ static int check_schema(struct worker *w, char *errbuf, size_t errsize)
 static int still_running(void *arg)
 {
 	return worker_stage(arg) == STAGE_RUNNING;
+}
+
+int worker_renew_producer(struct worker *w)
+{
+	char errbuf[512];
+	int64_t now = clock_mono_ms();
+
+	if (w->producer_renewed_ms && now - w->producer_renewed_ms < RENEW_MIN_MS) {
+		log_error("producer_fenced_again",
+			  LOG_S("reason", "fenced again soon after a new producer: another worker "
+					  "may share this worker.id; stopping"));
+		return -1;
+	}
+	w->producer_renewed_ms = now;
+	forward_outbox_cleanup(&w->outbox); /* their requests are consumed again */
+	kafka_txn_cleanup(&w->txn, 0);
+	if (kafka_txn_setup(&w->txn, w->cfg, w->worker_id, partitions_forward_delivered,
+			    partitions_forward_refused, w, still_running, w, errbuf,
+			    sizeof errbuf) < 0) {
+		log_error("producer_renew_failed", LOG_S("error", errbuf));
+		return -1;
+	}
+	log_warn("producer_renewed",
+		 LOG_S("reason", "the transactional producer was fenced (its transaction outlived "
+				 "transaction.timeout.ms, e.g. across a broker outage); a new one "
+				 "took its transactional.id, and every partition is rewound"));
+	return 0;
 }
 
 int worker_setup(struct worker *w, struct config *cfg, int drain_mode, char *errbuf,
