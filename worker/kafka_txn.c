@@ -24,6 +24,7 @@
  * waits for the broker (librdkafka cannot destroy a producer a thread is using); reachable,
  * so it is not reported as a leak. */
 static struct txn_job *abandoned_job;
+static rd_kafka_queue_t *abandoned_events;
 
 /* Travels with each produced forward, so its delivery report names the input record. */
 struct forward_note {
@@ -521,6 +522,8 @@ void kafka_txn_cleanup(struct kafka_txn *t, int fast)
 						 "transaction.timeout.ms; its requests are redelivered"));
 			pthread_detach(j->thread);
 			abandoned_job = j; /* with its producer and the commit's offsets */
+			abandoned_events = t->events;
+			t->events = NULL;
 			t->job = NULL;
 			t->producer = NULL;
 			if (t->offsets)
