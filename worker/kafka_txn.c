@@ -210,6 +210,25 @@ static void *commit_thread(void *arg)
 
 /* ---- the loop's side: the transaction's life ---- */
 
+/* Frees what a commit job was handed (its offsets and group metadata). */
+static void job_clear(struct txn_job *j)
+{
+	if (j->offsets)
+		rd_kafka_topic_partition_list_destroy(j->offsets);
+	if (j->cgmd)
+		rd_kafka_consumer_group_metadata_destroy(j->cgmd);
+	j->offsets = NULL;
+	j->cgmd = NULL;
+}
+
+static void log_abandoned(const struct kafka_txn *t)
+{
+	log_warn("transaction_abandoned", LOG_I("forwards", (int64_t)t->produced),
+		 LOG_S("reason", "stopping without waiting for the broker: the open transaction "
+				 "is aborted by the broker after transaction.timeout.ms; its "
+				 "requests are redelivered"));
+}
+
 /* After a transaction ended: committed (offsets settled meanwhile wait for the next one) or
  * aborted (all is redone after the rewind). */
 static void ended(struct kafka_txn *t, int aborted)
@@ -257,12 +276,7 @@ static enum txn_status collect(struct kafka_txn *t)
 	st = j->result;
 	j->pending = j->done = 0;
 	memcpy(reason, j->reason, sizeof reason);
-	if (j->offsets)
-		rd_kafka_topic_partition_list_destroy(j->offsets);
-	if (j->cgmd)
-		rd_kafka_consumer_group_metadata_destroy(j->cgmd);
-	j->offsets = NULL;
-	j->cgmd = NULL;
+	job_clear(j);
 	pthread_mutex_unlock(&j->mu);
 
 	if (st == TXN_OK) {
@@ -516,10 +530,7 @@ void kafka_txn_cleanup(struct kafka_txn *t, int fast)
 		pthread_mutex_unlock(&j->mu);
 		if (running && fast) {
 			/* Inside a call waiting for the broker: left to the process's exit. */
-			log_warn("transaction_abandoned", LOG_I("forwards", (int64_t)t->produced),
-				 LOG_S("reason", "stopping without waiting for the broker: the open "
-						 "transaction is aborted by the broker after "
-						 "transaction.timeout.ms; its requests are redelivered"));
+			log_abandoned(t);
 			pthread_detach(j->thread);
 			abandoned_job = j; /* with its producer and the commit's offsets */
 			abandoned_events = t->events;
@@ -538,11 +549,7 @@ void kafka_txn_cleanup(struct kafka_txn *t, int fast)
 		rd_kafka_error_t *e = fast ? NULL : rd_kafka_abort_transaction(t->producer,
 									      STOP_ABORT_MS);
 		if (fast || e)
-			log_warn("transaction_abandoned", LOG_I("forwards", (int64_t)t->produced),
-				 LOG_S("reason", "stopping without waiting for the broker: the "
-						 "open transaction is aborted by the broker after "
-						 "transaction.timeout.ms; its requests are "
-						 "redelivered"));
+			log_abandoned(t);
 		if (e)
 			rd_kafka_error_destroy(e);
 	}
@@ -556,12 +563,7 @@ void kafka_txn_cleanup(struct kafka_txn *t, int fast)
 	rd_kafka_destroy(t->producer);
 	t->producer = NULL;
 free_lists:
-	if (j->offsets)
-		rd_kafka_topic_partition_list_destroy(j->offsets);
-	if (j->cgmd)
-		rd_kafka_consumer_group_metadata_destroy(j->cgmd);
-	j->offsets = NULL;
-	j->cgmd = NULL;
+	job_clear(j);
 	if (t->offsets)
 		rd_kafka_topic_partition_list_destroy(t->offsets);
 	t->offsets = NULL;

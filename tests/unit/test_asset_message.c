@@ -11,21 +11,13 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include "test_data.h"
 #include <jansson.h>
 
 #include "asset_message.h"
 
 #define REASON_SIZE 512 /* what process_request passes */
-
-static char *test_path(const char *rel)
-{
-	const char *base = getenv("AW_TEST_DATA");
-	char *path;
-
-	assert_non_null(base);
-	assert_true(asprintf(&path, "%s/%s", base, rel) > 0);
-	return path;
-}
 
 /* The whole file in a buffer of exactly its size (no terminator), so reading past `len`
  * is caught by AddressSanitizer. NULL for an empty file. */

@@ -12,21 +12,13 @@
 
 #include <cmocka.h>
 
+#include "test_data.h"
+
 #include "config.h"
 #include "config_table.h"
 #include "log.h"
 
 #define ERRBUF_SIZE 8192
-
-static char *test_path(const char *rel)
-{
-	const char *base = getenv("AW_TEST_DATA");
-	char *path;
-
-	assert_non_null(base);
-	assert_true(asprintf(&path, "%s/%s", base, rel) > 0);
-	return path;
-}
 
 static struct config *test_load_ok(const char *rel)
 {

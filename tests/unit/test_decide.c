@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "test_data.h"
+
 #include "decide.h"
 
 #define MAX_TOKENS 64
@@ -46,16 +48,6 @@ struct opts {
 	uint64_t commits;
 	int attempts_of[PLAN_MAX];
 };
-
-static char *test_path(const char *rel)
-{
-	const char *base = getenv("AW_TEST_DATA");
-	char *path;
-
-	assert_non_null(base);
-	assert_true(asprintf(&path, "%s/%s", base, rel) > 0);
-	return path;
-}
 
 static long num(const struct run *rn, const char *s)
 {

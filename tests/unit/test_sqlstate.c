@@ -10,17 +10,9 @@
 
 #include <cmocka.h>
 
+#include "test_data.h"
+
 #include "sqlstate.h"
-
-static char *test_path(const char *rel)
-{
-	const char *base = getenv("AW_TEST_DATA");
-	char *path;
-
-	assert_non_null(base);
-	assert_true(asprintf(&path, "%s/%s", base, rel) > 0);
-	return path;
-}
 
 static const char *action_name(enum error_action a)
 {
