@@ -200,23 +200,6 @@ outcomes_ge() { (($(outcomes) >= $1)); }
 
 # ---- what the broker shows ----
 
-# "topic partition LSO" of the retry and dead-letter partitions whose last stable offset is below
-# the high watermark: a transaction is open there (aw-kafka's consumer is read_committed, so its
-# watermarks end at the LSO; read_uncommitted ones at the high watermark). The high watermark is
-# read first: without a transaction the LSO read after it cannot be below it.
-open_txns() {
-	local t lso hw
-	for t in assets.create.retry assets.create.dlq; do
-		hw=$("$AWK" watermarks --topic "$t" -X isolation.level=read_uncommitted 2>>"$IT_DIR/offsets.log") || return 1
-		lso=$("$AWK" watermarks --topic "$t" 2>>"$IT_DIR/offsets.log") || return 1
-		join <(sort -k1,1 <<<"$lso") <(sort -k1,1 <<<"$hw") | awk -v t="$t" '$3 < $5 { print t, $1, $3 }'
-	done
-}
-no_open_txns() {
-	local o
-	o=$(open_txns) || return 1
-	[[ -z "$o" ]]
-}
 TXN_SEEN=0 # whether any open transaction was ever seen on the retry or dead-letter topic
 
 # While worker ID is frozen: transactions that stay open for a second (the other worker commits
@@ -225,11 +208,11 @@ TXN_SEEN=0 # whether any open transaction was ever seen on the retry or dead-let
 held_by() { # WORKER_ID
 	local first second stuck t p o w
 	HELD=""
-	first=$(open_txns) || return 1
+	first=$(itf_open_txns) || return 1
 	[[ -n "$first" ]] || return 1
 	TXN_SEEN=1
 	sleep 1
-	second=$(open_txns) || return 1
+	second=$(itf_open_txns) || return 1
 	stuck=$(comm -12 <(sort <<<"$first") <(sort <<<"$second"))
 	[[ -n "$stuck" ]] || return 1
 	while read -r t p o; do
@@ -271,8 +254,8 @@ settled() {
 		SETTLE_STATE="input offsets not committed to the end: $(join <(sort -k1,1 <<<"$marks") <(sort -k1,1 <<<"$committed") | awk '{ printf "p%s %s/%s ", $1, $4, $3 }')"
 		return 1
 	}
-	no_open_txns || {
-		SETTLE_STATE="transactions open: $(open_txns | tr '\n' ' ')"
+	itf_no_open_txns || {
+		SETTLE_STATE="transactions open: $(itf_open_txns | tr '\n' ' ')"
 		return 1
 	}
 	committed=$("$AWK" committed --group "$IT_GROUP" --topic assets.create.retry 2>>"$IT_DIR/offsets.log") || return 1
@@ -457,7 +440,7 @@ for s in a b; do
 done
 for f in "$IT_DIR"/worker-*.log; do no_sanitizer_report "$f"; done
 ok "no sanitizer report in any worker's log"
-open=$(open_txns) || fail "could not read the watermarks of the retry and dead-letter topics"
+open=$(itf_open_txns) || fail "could not read the watermarks of the retry and dead-letter topics"
 assert_eq "" "$open" "no transaction left open on the retry and dead-letter topics (LSO = high watermark)"
 echo "# workers ran: $(cd "$IT_DIR" && ls worker-*.log | sed 's/^worker-//; s/\.log$//' | sort | tr '\n' ' ')(restarted by the supervisor after exiting by themselves: $RESTARTS)"
 for f in "$IT_DIR"/worker-*.log; do

@@ -86,6 +86,32 @@ itf_dlq_tsv() {
 	        (.headers["x-error-class"] // "")] | @tsv'
 }
 
+# ---- transactions ----
+
+# "topic partition LSO" of the retry and dead-letter partitions whose last stable offset is below
+# the high watermark: a transaction is open there (aw-kafka's consumer is read_committed, so its
+# watermarks end at the LSO; read_uncommitted ones at the high watermark). The high watermark is
+# read first: without a transaction the LSO read after it cannot be below it.
+itf_open_txns() {
+	local t lso hw
+	for t in assets.create.retry assets.create.dlq; do
+		hw=$("$AWK" watermarks --topic "$t" -X isolation.level=read_uncommitted 2>>"$IT_DIR/offsets.log") || return 1
+		lso=$("$AWK" watermarks --topic "$t" 2>>"$IT_DIR/offsets.log") || return 1
+		join <(sort -k1,1 <<<"$lso") <(sort -k1,1 <<<"$hw") | awk -v t="$t" '$3 < $5 { print t, $1, $3 }'
+	done
+}
+itf_no_open_txns() {
+	local o
+	o=$(itf_open_txns) || return 1
+	[[ -z "$o" ]]
+}
+# A worker killed with a transaction open leaves it until the broker aborts it
+# (transaction.timeout.ms, 10 s, then up to 1 s on the test broker): meanwhile a read_committed
+# reader stops at its first record, even for records committed after it by another worker.
+itf_wait_no_open_txns() { # SECONDS
+	it_wait_for "$1" "no transaction open on the retry and dead-letter topics" itf_no_open_txns
+}
+
 # ---- accounting ----
 
 # itf_account MANIFEST [LABEL]
@@ -104,6 +130,7 @@ itf_account() {
 	local manifest="$1" label="${2:-accounting}"
 	local tsv="$IT_DIR/account-dlq.tsv" m3="$IT_DIR/account-manifest.txt" out
 	ITF_DLQ_FILE="$IT_DIR/account-dlq.jsonl"
+	itf_wait_no_open_txns 60
 	it_dump assets.create.dlq >"$ITF_DLQ_FILE" || fail "$label: could not dump the dead-letter topic"
 	if [[ "$(head -n 1 "$manifest" | wc -w)" -ge 3 ]]; then
 		cp "$manifest" "$m3"
