@@ -29,7 +29,7 @@ struct config {
 	struct {
 		char *conninfo; /* secret: may hold a password; never logged */
 		int statement_timeout_ms;
-		int batch_size; /* most requests per transaction, <= ASSET_TX_BATCH_MAX (64) */
+		int batch_size; /* most requests per transaction, <= ASSET_TX_BATCH_MAX (1000) */
 	} postgres;
 	struct {
 		int initial_backoff_ms;

@@ -74,7 +74,7 @@ const struct config_param config_params[] = {
 	  F(postgres.conninfo), 0, NULL },
 	{ "postgres.statement_timeout_ms", CONFIG_T_INT, "5000", 0, 3600000, NULL, NULL, 0,
 	  "statement_timeout of the worker's session, 0 = none", F(postgres.statement_timeout_ms), 0, NULL },
-	{ "postgres.batch_size", CONFIG_T_INT, "50", 1, 64, NULL, NULL, 0,
+	{ "postgres.batch_size", CONFIG_T_INT, "200", 1, 1000, NULL, NULL, 0,
 	  "most requests per transaction (each still settled on its own), 1 = one each",
 	  F(postgres.batch_size), 0, NULL },
 	{ "retry.initial_backoff_ms", CONFIG_T_INT, "100", 1, 3600000, NULL, NULL, R,

@@ -1,16 +1,18 @@
 /* The transaction: a batch of asset.create requests in one transaction, in one round trip.
  *
- *   BEGIN; SELECT asset_create_checked_v1(r1); ... (rN); COMMIT;   -- pipelined, one Sync
+ *   BEGIN; SELECT * FROM asset_create_batch_v1(arrays); COMMIT;      -- pipelined, one Sync
  *
- * asset_create_v1 (worker/migrations) does, per request, the idempotency check on request_id,
- * the dedup lookup on (tenant_id, content_sha256), the insert and the asset_requests row.
- * Its checked wrapper returns a refusal by the schema (SQLSTATE class 22 or 23) as a row, in
- * a subtransaction of its own: that request is settled alone and the others commit.
+ * asset_create_batch_v1 (worker/migrations/003) decides the whole batch with a fixed number of
+ * set-based statements: the idempotency check on request_id, the dedup on (tenant_id,
+ * content_sha256) against the table and within the batch, the inserts. A request the schema
+ * refuses (SQLSTATE class 22 or 23) or that lost a race (23505) comes back as a row of its
+ * own: it is settled alone and the others commit.
  *
- * Any other error (transient, or unexpected) aborts the rest of the pipeline and the
- * transaction is rolled back at once; the caller learns exactly which request failed,
- * settles or retries it, and runs the others again. Either way no request's fate depends on
- * another's, and the session is clean for the next batch (no 25P02 cascade). */
+ * Should the set statement be refused as a whole, the batch runs again one request at a time
+ * (asset_create_checked_v1, pipelined): there any error other than a refusal aborts the rest
+ * of the pipeline, the transaction is rolled back at once, and the caller learns exactly which
+ * request failed, settles or retries it, and runs the others again. Either way no request's
+ * fate depends on another's, and the session is clean for the next batch (no 25P02 cascade). */
 #ifndef AW_ASSET_TX_H
 #define AW_ASSET_TX_H
 
@@ -46,9 +48,10 @@ enum asset_tx_status {
 			 * committed, or unknown if the connection died during COMMIT */
 };
 
-/* Most requests in one transaction: one subtransaction each, and PostgreSQL caches 64 per
- * transaction (see migrations/002_refusals_as_rows.sql). */
-#define ASSET_TX_BATCH_MAX 64
+/* Most requests in one transaction. The set path has no subtransaction per request; only a
+ * batch run one by one (asset_tx_paths.h) has, and beyond 64 per transaction PostgreSQL's
+ * subtransaction cache overflows (PGPROC_MAX_CACHED_SUBXIDS) for that transaction. */
+#define ASSET_TX_BATCH_MAX 1000
 
 extern const struct pg_statement asset_tx_statements[];
 extern const size_t asset_tx_nstatements;

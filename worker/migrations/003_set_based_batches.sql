@@ -1,0 +1,217 @@
+-- asset-worker schema, version 3: a batch is stored by a fixed number of set-based statements.
+--
+-- asset_create_batch_v1 takes a batch as one array per field (values as the producer sent
+-- them, as text) and decides every request in it, returning one row per position:
+--
+--   1. Requests that go alone, one by one through asset_create_checked_v1 (a subtransaction
+--      each, the real SQLSTATE, constraint and message of a refusal):
+--      - a uuid or an integer not in its plain form (the cast might fail);
+--      - a request_id already earlier in the batch (it resolves against the first);
+--      - a request the schema's own constraints on assets would refuse: NOT NULL, CHECK and
+--        foreign keys, read from the catalog at each call (asset_refusal_predicate_v1), never
+--        copied here, so a constraint an operator adds is obeyed from the next batch on.
+--   2. Everything else in one statement: replays (request_id recorded), duplicates (an asset
+--      with that (tenant_id, content_sha256) in the table, or inserted earlier by the same
+--      statement), the new assets by one INSERT ... ON CONFLICT DO NOTHING that the schema
+--      judges, and their asset_requests rows. No subtransaction.
+--
+-- A race: a request conflicting on assets_tenant_content_key with a row that was neither in the
+-- table when the statement began nor inserted by it lost to another transaction. It is
+-- returned as the unique violation (23505) it is, and the worker requeues it (SPEC 1); on its
+-- retry the dedup lookup finds the winner.
+--
+-- If the set statement is refused after all (a value the plain-form test let through, a
+-- constraint the predicate could not express), the call fails as a whole and the worker runs
+-- the batch again request by request: slower, never wrong.
+
+-- A request of the batch, typed. Its columns carry the names of assets' columns, so the
+-- schema's CHECK expressions read it as they read a new row of assets.
+CREATE TYPE asset_batch_row_v1 AS (
+    idx              integer,
+    request_id       uuid,
+    id               uuid,
+    tenant_id        uuid,
+    folder_id        uuid,
+    name             text,
+    content_sha256   text,
+    size_bytes       bigint,
+    mime_type        text,
+    storage_uri      text,
+    metadata         jsonb,
+    created_at       timestamptz,
+    source_topic     text,
+    source_partition integer,
+    source_offset    bigint
+);
+
+-- The constraints on assets as one boolean expression over a batch row `r`: true when
+-- inserting it would be refused. Only constraints over columns a batch row has are included;
+-- any other still applies, at the INSERT itself.
+CREATE FUNCTION asset_refusal_predicate_v1() RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    row_cols name[] := ARRAY(
+        SELECT a.attname FROM pg_attribute a
+         WHERE a.attrelid = (SELECT typrelid FROM pg_type WHERE oid = 'asset_batch_row_v1'::regtype)
+           AND a.attnum > 0 AND NOT a.attisdropped);
+    terms text[] := '{}';
+    c record;
+BEGIN
+    -- NOT NULL on what the request fills (a column with a default gets it).
+    FOR c IN SELECT a.attname FROM pg_attribute a
+              WHERE a.attrelid = 'assets'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+                AND a.attnotnull AND NOT a.atthasdef AND a.attname = ANY (row_cols)
+              ORDER BY a.attnum LOOP
+        terms := terms || format('r.%I IS NULL', c.attname);
+    END LOOP;
+
+    -- CHECK: the constraint's own expression; NULL passes, as it does for a CHECK.
+    FOR c IN SELECT pg_get_expr(k.conbin, k.conrelid) AS expr FROM pg_constraint k
+              WHERE k.conrelid = 'assets'::regclass AND k.contype = 'c'
+                AND NOT EXISTS (SELECT 1 FROM pg_attribute a
+                                 WHERE a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey)
+                                   AND NOT a.attname = ANY (row_cols))
+              ORDER BY k.conname LOOP
+        terms := terms || format('NOT COALESCE((%s), true)', c.expr);
+    END LOOP;
+
+    -- Foreign keys: the referenced row must exist unless a referencing column is NULL.
+    FOR c IN SELECT k.confrelid::regclass AS ref,
+                    ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, i)
+                            JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n
+                           ORDER BY u.i) AS cols,
+                    ARRAY(SELECT a.attname FROM unnest(k.confkey) WITH ORDINALITY u(n, i)
+                            JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n
+                           ORDER BY u.i) AS refcols
+               FROM pg_constraint k
+              WHERE k.conrelid = 'assets'::regclass AND k.contype = 'f'
+              ORDER BY k.conname LOOP
+        IF NOT c.cols <@ row_cols THEN
+            CONTINUE;
+        END IF;
+        terms := terms || format('(%s AND NOT EXISTS (SELECT 1 FROM %s x WHERE %s))',
+            (SELECT string_agg(format('r.%I IS NOT NULL', col), ' AND ') FROM unnest(c.cols) col),
+            c.ref,
+            (SELECT string_agg(format('x.%I = r.%I', rc, col), ' AND ')
+               FROM unnest(c.refcols, c.cols) u(rc, col)));
+    END LOOP;
+
+    RETURN COALESCE(array_to_string(terms, ' OR '), 'false');
+END
+$$;
+
+CREATE FUNCTION asset_create_batch_v1(
+    p_request_id text[], p_tenant_id text[], p_folder_id text[], p_name text[],
+    p_content_sha256 text[], p_size_bytes text[], p_mime_type text[], p_storage_uri text[],
+    p_metadata text[], p_source_topic text[], p_source_partition integer[],
+    p_source_offset bigint[])
+RETURNS TABLE (r_idx integer, r_outcome text, r_asset_id uuid, r_sqlstate text,
+               r_constraint text, r_message text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    -- Forms whose cast cannot fail: anything else goes alone and meets the cast there.
+    uuid_form CONSTANT text :=
+        '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+    int8_form CONSTANT text := '^-?[0-9]{1,18}$';
+    n integer := COALESCE(array_length(p_request_id, 1), 0);
+    batch asset_batch_row_v1[];
+    plain_idx integer[];
+    alone integer[];
+    refused integer[];
+    decided bigint;
+    total bigint := 0;
+BEGIN
+    -- 1. Plain forms, first occurrence of each request_id.
+    WITH v AS (
+        SELECT u.*,
+               COALESCE(u.rid ~ uuid_form AND u.tid ~ uuid_form
+                        AND (u.fid IS NULL OR u.fid ~ uuid_form)
+                        AND (u.sz IS NULL OR u.sz ~ int8_form), false) AS plain
+          FROM unnest(p_request_id, p_tenant_id, p_folder_id, p_size_bytes)
+               WITH ORDINALITY u(rid, tid, fid, sz, i)),
+    first AS (
+        SELECT v.i, v.plain AND v.i = min(v.i) OVER (PARTITION BY lower(v.rid)) AS plain FROM v)
+    SELECT array_agg(first.i::integer ORDER BY first.i) FILTER (WHERE NOT first.plain),
+           array_agg(first.i::integer ORDER BY first.i) FILTER (WHERE first.plain)
+      INTO alone, plain_idx
+      FROM first;
+
+    SELECT array_agg(ROW(k, p_request_id[k]::uuid, gen_random_uuid(), p_tenant_id[k]::uuid,
+                         p_folder_id[k]::uuid, p_name[k], p_content_sha256[k],
+                         p_size_bytes[k]::bigint, p_mime_type[k], p_storage_uri[k],
+                         p_metadata[k]::jsonb, now(), p_source_topic[k],
+                         p_source_partition[k], p_source_offset[k])::asset_batch_row_v1
+                     ORDER BY k)
+      INTO batch
+      FROM unnest(plain_idx) k;
+
+    -- 2. What the schema's constraints would refuse goes alone too.
+    EXECUTE 'SELECT array_agg(r.idx) FROM unnest($1) r WHERE ' || asset_refusal_predicate_v1()
+       INTO refused USING batch;
+    alone := COALESCE(alone, '{}') || COALESCE(refused, '{}');
+
+    -- 3. The rest in one statement.
+    RETURN QUERY
+    WITH b AS MATERIALIZED (
+        SELECT r.* FROM unnest(batch) r WHERE r.idx <> ALL (alone)),
+    seen AS (
+        SELECT b.idx, q.asset_id FROM b JOIN asset_requests q ON q.request_id = b.request_id),
+    fresh AS (
+        SELECT b.* FROM b WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.idx = b.idx)),
+    found AS (
+        SELECT f.idx, a.id FROM fresh f
+          JOIN assets a ON a.tenant_id = f.tenant_id AND a.content_sha256 = f.content_sha256),
+    ins AS (
+        -- In key order, so two workers inserting overlapping batches wait, never deadlock.
+        INSERT INTO assets (id, tenant_id, folder_id, name, content_sha256, size_bytes,
+                            mime_type, storage_uri, metadata)
+        SELECT f.id, f.tenant_id, f.folder_id, f.name, f.content_sha256, f.size_bytes,
+               f.mime_type, f.storage_uri, f.metadata
+          FROM fresh f ORDER BY f.tenant_id, f.content_sha256, f.idx
+        ON CONFLICT ON CONSTRAINT assets_tenant_content_key DO NOTHING
+        RETURNING assets.id, assets.tenant_id, assets.content_sha256),
+    settled AS (
+        SELECT f.idx, f.request_id, f.source_topic, f.source_partition, f.source_offset,
+               CASE WHEN i.id IS NOT NULL THEN 'created'
+                    WHEN COALESCE(fd.id, w.id) IS NOT NULL THEN 'duplicate' END AS outcome,
+               COALESCE(i.id, fd.id, w.id) AS asset_id
+          FROM fresh f
+          LEFT JOIN ins i ON i.id = f.id
+          LEFT JOIN found fd ON fd.idx = f.idx
+          LEFT JOIN ins w ON w.tenant_id = f.tenant_id AND w.content_sha256 = f.content_sha256),
+    rec AS (
+        INSERT INTO asset_requests (request_id, asset_id, outcome, source_topic,
+                                    source_partition, source_offset)
+        SELECT s.request_id, s.asset_id, s.outcome, s.source_topic, s.source_partition,
+               s.source_offset
+          FROM settled s WHERE s.outcome IS NOT NULL)
+    SELECT s.idx, s.outcome, s.asset_id,
+           CASE WHEN s.outcome IS NULL THEN '23505' END,
+           CASE WHEN s.outcome IS NULL THEN 'assets_tenant_content_key' END,
+           CASE WHEN s.outcome IS NULL THEN
+                'duplicate key value violates unique constraint "assets_tenant_content_key"' END
+      FROM settled s
+    UNION ALL
+    SELECT seen.idx, 'replayed', seen.asset_id, NULL, NULL, NULL FROM seen;
+    GET DIAGNOSTICS decided = ROW_COUNT;
+    total := decided;
+
+    -- 4. Those that go alone, in batch order.
+    RETURN QUERY
+    SELECT k.i, c.outcome, c.asset_id, c.error_sqlstate, c.error_constraint, c.error_message
+      FROM (SELECT i FROM unnest(alone) i ORDER BY i) k,
+           LATERAL asset_create_checked_v1(p_request_id[k.i], p_tenant_id[k.i],
+                                           p_folder_id[k.i], p_name[k.i],
+                                           p_content_sha256[k.i], p_size_bytes[k.i],
+                                           p_mime_type[k.i], p_storage_uri[k.i],
+                                           p_metadata[k.i], p_source_topic[k.i],
+                                           p_source_partition[k.i], p_source_offset[k.i]) c;
+    GET DIAGNOSTICS decided = ROW_COUNT;
+    total := total + decided;
+
+    IF total <> n THEN
+        RAISE EXCEPTION 'asset_create_batch_v1 decided % of % requests', total, n
+            USING ERRCODE = 'internal_error';
+    END IF;
+END
+$$;
