@@ -13,7 +13,7 @@ const struct pg_statement asset_tx_statements[] = {
 	  "SELECT r_idx, r_outcome, r_asset_id, r_sqlstate, r_constraint, r_message"
 	  " FROM asset_create_batch_v1($1::text[], $2::text[], $3::text[], $4::text[],"
 	  " $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],"
-	  " $11::integer[], $12::bigint[])" },
+	  " $11::integer[], $12::bigint[], $13::boolean[])" },
 	{ STMT_CREATE_ONE,
 	  "SELECT outcome, asset_id, error_sqlstate, error_constraint, error_message"
 	  " FROM asset_create_checked_v1($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::integer,"

@@ -2,20 +2,79 @@
  * with one Sync. The function (migrations/003_set_based_batches.sql) decides every request with
  * a fixed number of set-based statements and returns one row per request: an outcome, or the
  * refusal (SQLSTATE, constraint, message) of that request alone. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 #include "asset_tx_paths.h"
 #include "pg_array.h"
 
-enum { NFIELDS = 12 };
+enum { NFIELDS = 13 };
 
 /* The arrays, one per parameter, kept between batches: one batch runs at a time. */
 static struct pg_array fields[NFIELDS];
 
+/* 8-4-4-4-12 hex digits: a uuid whose cast cannot fail. */
+static int plain_uuid(const char *s)
+{
+	if (strlen(s) != 36)
+		return 0;
+	for (int i = 0; i < 36; i++)
+		if (i == 8 || i == 13 || i == 18 || i == 23 ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+/* At most 18 digits: a bigint whose cast cannot fail. */
+static int plain_int8(const char *s)
+{
+	size_t digits = strspn(s + (*s == '-'), "0123456789");
+	return digits >= 1 && digits <= 18 && s[(*s == '-') + digits] == '\0';
+}
+
+static int by_request_id(const void *a, const void *b)
+{
+	const struct asset_tx_item *x = *(const struct asset_tx_item *const *)a;
+	const struct asset_tx_item *y = *(const struct asset_tx_item *const *)b;
+	int c = strcasecmp(x->req->request_id, y->req->request_id);
+	return c ? c : (x < y ? -1 : x > y);
+}
+
+/* Which requests go alone through the per-request function (the p_alone of
+ * asset_create_batch_v1): a value whose cast might fail, or a request_id an earlier request
+ * of the batch has. Only a route: a request marked wrongly fails the set statement, and the
+ * batch runs one by one. */
+static void mark_alone(const struct asset_tx_item *items, size_t n, char *alone)
+{
+	const struct asset_tx_item **sorted = malloc(n * sizeof *sorted);
+	size_t ns = 0;
+	if (!sorted)
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		const struct asset_request *r = items[i].req;
+		alone[i] = !r->request_id || !plain_uuid(r->request_id) || !r->tenant_id ||
+			   !plain_uuid(r->tenant_id) || (r->folder_id && !plain_uuid(r->folder_id)) ||
+			   (r->size_bytes && !plain_int8(r->size_bytes));
+		if (!alone[i])
+			sorted[ns++] = &items[i];
+	}
+	/* the same uuid in any letter case: all but the first in batch order */
+	qsort(sorted, ns, sizeof *sorted, by_request_id);
+	for (size_t k = 1; k < ns; k++)
+		if (strcasecmp(sorted[k - 1]->req->request_id, sorted[k]->req->request_id) == 0)
+			alone[sorted[k] - items] = 1;
+	free(sorted);
+}
+
 static const char **build_params(const struct asset_tx_item *items, size_t n)
 {
 	static const char *params[NFIELDS];
+	char *alone = malloc(n ? n : 1);
+	if (!alone)
+		abort();
+	mark_alone(items, n, alone);
 	for (int f = 0; f < NFIELDS; f++)
 		pg_array_begin(&fields[f]);
 	for (size_t i = 0; i < n; i++) {
@@ -26,12 +85,14 @@ static const char **build_params(const struct asset_tx_item *items, size_t n)
 		const char *v[NFIELDS] = { req->request_id, req->tenant_id, req->folder_id,
 					   req->name, req->content_sha256, req->size_bytes,
 					   req->mime_type, req->storage_uri, req->metadata,
-					   items[i].src.topic, partition, offset };
+					   items[i].src.topic, partition, offset,
+					   alone[i] ? "t" : "f" };
 		for (int f = 0; f < NFIELDS; f++)
 			pg_array_add(&fields[f], v[f]);
 	}
 	for (int f = 0; f < NFIELDS; f++)
 		params[f] = pg_array_end(&fields[f]);
+	free(alone);
 	return params;
 }
 

@@ -5,8 +5,10 @@
 --
 --   1. Requests that go alone, one by one through asset_create_checked_v1 (a subtransaction
 --      each, the real SQLSTATE, constraint and message of a refusal):
---      - a uuid or an integer not in its plain form (the cast might fail);
---      - a request_id already earlier in the batch (it resolves against the first);
+--      - those the caller marks in p_alone: a uuid or an integer not in its plain form (its
+--        cast might fail), a request_id already earlier in the batch (it resolves against the
+--        first). A mark only routes: should the caller miss one, the set statement fails
+--        and the batch runs one by one;
 --      - a request the schema's own constraints on assets would refuse: NOT NULL, CHECK and
 --        foreign keys, read from the catalog at each call (asset_refusal_predicate_v1), never
 --        copied here, so a constraint an operator adds is obeyed from the next batch on.
@@ -89,7 +91,9 @@ BEGIN
         IF NOT c.cols <@ row_cols THEN
             CONTINUE;
         END IF;
-        terms := terms || format('(%s AND NOT EXISTS (SELECT 1 FROM %s x WHERE %s))',
+        -- A scalar subquery, so it stays one index probe per request (an EXISTS under OR
+        -- may become a hash of the whole referenced table).
+        terms := terms || format('(%s AND (SELECT true FROM %s x WHERE %s LIMIT 1) IS NULL)',
             (SELECT string_agg(format('r.%I IS NOT NULL', col), ' AND ') FROM unnest(c.cols) col),
             c.ref,
             (SELECT string_agg(format('x.%I = r.%I', rc, col), ' AND ')
@@ -104,46 +108,33 @@ CREATE FUNCTION asset_create_batch_v1(
     p_request_id text[], p_tenant_id text[], p_folder_id text[], p_name text[],
     p_content_sha256 text[], p_size_bytes text[], p_mime_type text[], p_storage_uri text[],
     p_metadata text[], p_source_topic text[], p_source_partition integer[],
-    p_source_offset bigint[])
+    p_source_offset bigint[], p_alone boolean[])
 RETURNS TABLE (r_idx integer, r_outcome text, r_asset_id uuid, r_sqlstate text,
                r_constraint text, r_message text)
 LANGUAGE plpgsql AS $$
 DECLARE
-    -- Forms whose cast cannot fail: anything else goes alone and meets the cast there.
-    uuid_form CONSTANT text :=
-        '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
-    int8_form CONSTANT text := '^-?[0-9]{1,18}$';
     n integer := COALESCE(array_length(p_request_id, 1), 0);
     batch asset_batch_row_v1[];
-    plain_idx integer[];
     alone integer[];
     refused integer[];
     decided bigint;
     total bigint := 0;
 BEGIN
-    -- 1. Plain forms, first occurrence of each request_id.
-    WITH v AS (
-        SELECT u.*,
-               COALESCE(u.rid ~ uuid_form AND u.tid ~ uuid_form
-                        AND (u.fid IS NULL OR u.fid ~ uuid_form)
-                        AND (u.sz IS NULL OR u.sz ~ int8_form), false) AS plain
-          FROM unnest(p_request_id, p_tenant_id, p_folder_id, p_size_bytes)
-               WITH ORDINALITY u(rid, tid, fid, sz, i)),
-    first AS (
-        SELECT v.i, v.plain AND v.i = min(v.i) OVER (PARTITION BY lower(v.rid)) AS plain FROM v)
-    SELECT array_agg(first.i::integer ORDER BY first.i) FILTER (WHERE NOT first.plain),
-           array_agg(first.i::integer ORDER BY first.i) FILTER (WHERE first.plain)
-      INTO alone, plain_idx
-      FROM first;
+    -- 1. Those the caller sends alone (p_alone: see the header), and the rest, typed.
+    SELECT array_agg(u.i::integer ORDER BY u.i) INTO alone
+      FROM unnest(p_alone) WITH ORDINALITY u(alone, i)
+     WHERE COALESCE(u.alone, true);
 
-    SELECT array_agg(ROW(k, p_request_id[k]::uuid, gen_random_uuid(), p_tenant_id[k]::uuid,
-                         p_folder_id[k]::uuid, p_name[k], p_content_sha256[k],
-                         p_size_bytes[k]::bigint, p_mime_type[k], p_storage_uri[k],
-                         p_metadata[k]::jsonb, now(), p_source_topic[k],
-                         p_source_partition[k], p_source_offset[k])::asset_batch_row_v1
-                     ORDER BY k)
+    SELECT array_agg(ROW(u.i, u.rid::uuid, gen_random_uuid(), u.tid::uuid, u.fid::uuid, u.nm,
+                         u.sha, u.sz::bigint, u.mt, u.uri, u.md::jsonb, now(), u.st, u.sp,
+                         u.so)::asset_batch_row_v1
+                     ORDER BY u.i)
       INTO batch
-      FROM unnest(plain_idx) k;
+      FROM unnest(p_request_id, p_tenant_id, p_folder_id, p_name, p_content_sha256,
+                  p_size_bytes, p_mime_type, p_storage_uri, p_metadata, p_source_topic,
+                  p_source_partition, p_source_offset, p_alone)
+           WITH ORDINALITY u(rid, tid, fid, nm, sha, sz, mt, uri, md, st, sp, so, alone, i)
+     WHERE NOT COALESCE(u.alone, true);
 
     -- 2. What the schema's constraints would refuse goes alone too.
     EXECUTE 'SELECT array_agg(r.idx) FROM unnest($1) r WHERE ' || asset_refusal_predicate_v1()
@@ -152,15 +143,22 @@ BEGIN
 
     -- 3. The rest in one statement.
     RETURN QUERY
-    WITH b AS MATERIALIZED (
+    WITH b AS (
         SELECT r.* FROM unnest(batch) r WHERE r.idx <> ALL (alone)),
+    -- The lookups are one index probe per request, as subqueries: a join would let the
+    -- planner scan a whole table for a batch of a few hundred.
+    looked AS MATERIALIZED (
+        SELECT b.*,
+               (SELECT q.asset_id FROM asset_requests q WHERE q.request_id = b.request_id)
+                   AS seen_id,
+               (SELECT a.id FROM assets a
+                 WHERE a.tenant_id = b.tenant_id AND a.content_sha256 = b.content_sha256)
+                   AS found_id
+          FROM b),
     seen AS (
-        SELECT b.idx, q.asset_id FROM b JOIN asset_requests q ON q.request_id = b.request_id),
+        SELECT l.idx, l.seen_id AS asset_id FROM looked l WHERE l.seen_id IS NOT NULL),
     fresh AS (
-        SELECT b.* FROM b WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.idx = b.idx)),
-    found AS (
-        SELECT f.idx, a.id FROM fresh f
-          JOIN assets a ON a.tenant_id = f.tenant_id AND a.content_sha256 = f.content_sha256),
+        SELECT l.* FROM looked l WHERE l.seen_id IS NULL),
     ins AS (
         -- In key order, so two workers inserting overlapping batches wait, never deadlock.
         INSERT INTO assets (id, tenant_id, folder_id, name, content_sha256, size_bytes,
@@ -170,15 +168,32 @@ BEGIN
           FROM fresh f ORDER BY f.tenant_id, f.content_sha256, f.idx
         ON CONFLICT ON CONSTRAINT assets_tenant_content_key DO NOTHING
         RETURNING assets.id, assets.tenant_id, assets.content_sha256),
-    settled AS (
+    -- A request's row went in when its id came back; a request whose key went in with another
+    -- request's row is that one's duplicate. Sorting the requests and the rows that went in
+    -- together says so for all at once, in n log n: a join here would be planned blind (the
+    -- planner guesses one row for a CTE) and become a nested loop, quadratic in the batch.
+    marks AS (
         SELECT f.idx, f.request_id, f.source_topic, f.source_partition, f.source_offset,
-               CASE WHEN i.id IS NOT NULL THEN 'created'
-                    WHEN COALESCE(fd.id, w.id) IS NOT NULL THEN 'duplicate' END AS outcome,
-               COALESCE(i.id, fd.id, w.id) AS asset_id
+               f.id, f.tenant_id, f.content_sha256, f.found_id, false AS went_in
           FROM fresh f
-          LEFT JOIN ins i ON i.id = f.id
-          LEFT JOIN found fd ON fd.idx = f.idx
-          LEFT JOIN ins w ON w.tenant_id = f.tenant_id AND w.content_sha256 = f.content_sha256),
+        UNION ALL
+        SELECT NULL, NULL, NULL, NULL, NULL, i.id, i.tenant_id, i.content_sha256, NULL, true
+          FROM ins i),
+    keyed AS (
+        SELECT m.*,
+               bool_or(m.went_in) OVER (PARTITION BY m.id) AS own_went_in,
+               CASE WHEN bool_or(m.went_in) OVER k THEN
+                    first_value(m.id) OVER (k ORDER BY m.went_in DESC) END AS key_id
+          FROM marks m
+        WINDOW k AS (PARTITION BY m.tenant_id, m.content_sha256)),
+    settled AS (
+        SELECT k.idx, k.request_id, k.source_topic, k.source_partition, k.source_offset,
+               CASE WHEN k.own_went_in THEN 'created'
+                    WHEN COALESCE(k.found_id, k.key_id) IS NOT NULL THEN 'duplicate' END
+                   AS outcome,
+               CASE WHEN k.own_went_in THEN k.id ELSE COALESCE(k.found_id, k.key_id) END
+                   AS asset_id
+          FROM keyed k WHERE k.idx IS NOT NULL),
     rec AS (
         INSERT INTO asset_requests (request_id, asset_id, outcome, source_topic,
                                     source_partition, source_offset)
