@@ -117,7 +117,7 @@ DECLARE
     batch asset_batch_row_v1[];
     alone integer[];
     refused integer[];
-    decided bigint;
+    counted bigint;
     total bigint := 0;
 BEGIN
     -- 1. Those the caller sends alone (p_alone: see the header), and the rest, typed.
@@ -145,15 +145,12 @@ BEGIN
     RETURN QUERY
     WITH b AS (
         SELECT r.* FROM unnest(batch) r WHERE r.idx <> ALL (alone)),
-    -- The lookups are one index probe per request, as subqueries: a join would let the
-    -- planner scan a whole table for a batch of a few hundred.
+    -- A lookup is one index probe per request, as a subquery: a join would let the planner
+    -- scan a whole table for a batch of a few hundred.
     looked AS MATERIALIZED (
         SELECT b.*,
                (SELECT q.asset_id FROM asset_requests q WHERE q.request_id = b.request_id)
-                   AS seen_id,
-               (SELECT a.id FROM assets a
-                 WHERE a.tenant_id = b.tenant_id AND a.content_sha256 = b.content_sha256)
-                   AS found_id
+                   AS seen_id
           FROM b),
     seen AS (
         SELECT l.idx, l.seen_id AS asset_id FROM looked l WHERE l.seen_id IS NOT NULL),
@@ -174,10 +171,10 @@ BEGIN
     -- planner guesses one row for a CTE) and become a nested loop, quadratic in the batch.
     marks AS (
         SELECT f.idx, f.request_id, f.source_topic, f.source_partition, f.source_offset,
-               f.id, f.tenant_id, f.content_sha256, f.found_id, false AS went_in
+               f.id, f.tenant_id, f.content_sha256, false AS went_in
           FROM fresh f
         UNION ALL
-        SELECT NULL, NULL, NULL, NULL, NULL, i.id, i.tenant_id, i.content_sha256, NULL, true
+        SELECT NULL, NULL, NULL, NULL, NULL, i.id, i.tenant_id, i.content_sha256, true
           FROM ins i),
     keyed AS (
         SELECT m.*,
@@ -186,30 +183,40 @@ BEGIN
                     first_value(m.id) OVER (k ORDER BY m.went_in DESC) END AS key_id
           FROM marks m
         WINDOW k AS (PARTITION BY m.tenant_id, m.content_sha256)),
+    -- A request whose row did not go in, nor another request's with its key, meets an asset
+    -- already there: looked up only now, but in the statement's snapshot, so a row committed
+    -- by a racing transaction since the statement began stays unseen (the race, below).
     settled AS (
         SELECT k.idx, k.request_id, k.source_topic, k.source_partition, k.source_offset,
-               CASE WHEN k.own_went_in THEN 'created'
-                    WHEN COALESCE(k.found_id, k.key_id) IS NOT NULL THEN 'duplicate' END
-                   AS outcome,
-               CASE WHEN k.own_went_in THEN k.id ELSE COALESCE(k.found_id, k.key_id) END
-                   AS asset_id
-          FROM keyed k WHERE k.idx IS NOT NULL),
+               k.own_went_in, k.dup_id AS asset_id
+          FROM (SELECT k.*,
+                       CASE WHEN k.own_went_in THEN k.id
+                            ELSE COALESCE(k.key_id,
+                                          (SELECT a.id FROM assets a
+                                            WHERE a.tenant_id = k.tenant_id
+                                              AND a.content_sha256 = k.content_sha256)) END
+                           AS dup_id
+                  FROM keyed k WHERE k.idx IS NOT NULL) k),
+    decided AS (
+        SELECT s.*, CASE WHEN s.own_went_in THEN 'created'
+                         WHEN s.asset_id IS NOT NULL THEN 'duplicate' END AS outcome
+          FROM settled s),
     rec AS (
         INSERT INTO asset_requests (request_id, asset_id, outcome, source_topic,
                                     source_partition, source_offset)
         SELECT s.request_id, s.asset_id, s.outcome, s.source_topic, s.source_partition,
                s.source_offset
-          FROM settled s WHERE s.outcome IS NOT NULL)
+          FROM decided s WHERE s.outcome IS NOT NULL)
     SELECT s.idx, s.outcome, s.asset_id,
            CASE WHEN s.outcome IS NULL THEN '23505' END,
            CASE WHEN s.outcome IS NULL THEN 'assets_tenant_content_key' END,
            CASE WHEN s.outcome IS NULL THEN
                 'duplicate key value violates unique constraint "assets_tenant_content_key"' END
-      FROM settled s
+      FROM decided s
     UNION ALL
     SELECT seen.idx, 'replayed', seen.asset_id, NULL, NULL, NULL FROM seen;
-    GET DIAGNOSTICS decided = ROW_COUNT;
-    total := decided;
+    GET DIAGNOSTICS counted = ROW_COUNT;
+    total := counted;
 
     -- 4. Those that go alone, in batch order.
     RETURN QUERY
@@ -221,8 +228,8 @@ BEGIN
                                            p_mime_type[k.i], p_storage_uri[k.i],
                                            p_metadata[k.i], p_source_topic[k.i],
                                            p_source_partition[k.i], p_source_offset[k.i]) c;
-    GET DIAGNOSTICS decided = ROW_COUNT;
-    total := total + decided;
+    GET DIAGNOSTICS counted = ROW_COUNT;
+    total := total + counted;
 
     IF total <> n THEN
         RAISE EXCEPTION 'asset_create_batch_v1 decided % of % requests', total, n
