@@ -18,8 +18,10 @@ enum asset_tx_set_status {
 	SET_FAILED,    /* as TX_FAILED */
 };
 
+/* check: judge every request by the schema's constraints before the set statement (those it
+ * would refuse go alone); without, a refusal fails the whole call (SET_REFUSED). */
 enum asset_tx_set_status asset_tx_set_run(struct pg_session *s, struct asset_tx_item *items,
-					  size_t n, struct pg_error *err);
+					  size_t n, int check, struct pg_error *err);
 
 enum asset_tx_status asset_tx_each_run(struct pg_session *s, struct asset_tx_item *items,
 				       size_t n, size_t *failed, struct pg_error *err);

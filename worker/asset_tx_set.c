@@ -11,7 +11,7 @@
 #include "asset_tx_paths.h"
 #include "pg_array.h"
 
-enum { NFIELDS = 13 };
+enum { NFIELDS = 14 };
 
 /* The arrays, one per parameter, kept between batches: one batch runs at a time. */
 static struct pg_array fields[NFIELDS];
@@ -68,37 +68,38 @@ static void mark_alone(const struct asset_tx_item *items, size_t n, char *alone)
 	free(sorted);
 }
 
-static const char **build_params(const struct asset_tx_item *items, size_t n)
+static const char **build_params(const struct asset_tx_item *items, size_t n, int check)
 {
 	static const char *params[NFIELDS];
 	char *alone = malloc(n ? n : 1);
 	if (!alone)
 		abort();
 	mark_alone(items, n, alone);
-	for (int f = 0; f < NFIELDS; f++)
+	for (int f = 0; f < NFIELDS - 1; f++)
 		pg_array_begin(&fields[f]);
 	for (size_t i = 0; i < n; i++) {
 		const struct asset_request *req = items[i].req;
 		char partition[16], offset[24];
 		snprintf(partition, sizeof partition, "%d", (int)items[i].src.partition);
 		snprintf(offset, sizeof offset, "%lld", (long long)items[i].src.offset);
-		const char *v[NFIELDS] = { req->request_id, req->tenant_id, req->folder_id,
+		const char *v[NFIELDS - 1] = { req->request_id, req->tenant_id, req->folder_id,
 					   req->name, req->content_sha256, req->size_bytes,
 					   req->mime_type, req->storage_uri, req->metadata,
 					   items[i].src.topic, partition, offset,
 					   alone[i] ? "t" : "f" };
-		for (int f = 0; f < NFIELDS; f++)
+		for (int f = 0; f < NFIELDS - 1; f++)
 			pg_array_add(&fields[f], v[f]);
 	}
-	for (int f = 0; f < NFIELDS; f++)
+	for (int f = 0; f < NFIELDS - 1; f++)
 		params[f] = pg_array_end(&fields[f]);
+	params[NFIELDS - 1] = check ? "t" : "f";
 	free(alone);
 	return params;
 }
 
-static int send_batch(PGconn *c, const struct asset_tx_item *items, size_t n)
+static int send_batch(PGconn *c, const struct asset_tx_item *items, size_t n, int check)
 {
-	const char **params = build_params(items, n);
+	const char **params = build_params(items, n, check);
 	return PQenterPipelineMode(c) &&
 	       PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
 	       PQsendQueryPrepared(c, STMT_CREATE_BATCH, NFIELDS, params, NULL, NULL, 0) &&
@@ -162,12 +163,12 @@ static int read_all(PGconn *c, struct asset_tx_item *items, size_t n,
 }
 
 enum asset_tx_set_status asset_tx_set_run(struct pg_session *s, struct asset_tx_item *items,
-					  size_t n, struct pg_error *err)
+					  size_t n, int check, struct pg_error *err)
 {
 	PGconn *c = s->conn;
 	enum asset_tx_set_status status;
 
-	if (!send_batch(c, items, n)) {
+	if (!send_batch(c, items, n, check)) {
 		pg_error_set(err, c, NULL);
 		err->sqlstate[0] = '\0';
 		pg_session_close(s);

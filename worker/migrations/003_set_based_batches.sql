@@ -9,9 +9,13 @@
 --        cast might fail), a request_id already earlier in the batch (it resolves against the
 --        first). A mark only routes: should the caller miss one, the set statement fails
 --        and the batch runs one by one;
---      - a request the schema's own constraints on assets would refuse: NOT NULL, CHECK and
---        foreign keys, read from the catalog at each call (asset_refusal_predicate_v1), never
---        copied here, so a constraint an operator adds is obeyed from the next batch on.
+--      - with p_check, a request the schema's own constraints on assets would refuse: NOT
+--        NULL, CHECK and foreign keys, read from the catalog at each call
+--        (asset_refusal_predicate_v1), never copied here, so a constraint an operator adds is
+--        obeyed from the next batch on. The check costs about a fifth of the batch: the caller
+--        asks for it after a batch that held a refusal, and goes without while none come.
+--        Without it a refusal fails the whole call, and the caller runs the batch again
+--        with it.
 --   2. Everything else in one statement: replays (request_id recorded), duplicates (an asset
 --      with that (tenant_id, content_sha256) in the table, or inserted earlier by the same
 --      statement), the new assets by one INSERT ... ON CONFLICT DO NOTHING that the schema
@@ -44,6 +48,16 @@ CREATE TYPE asset_batch_row_v1 AS (
     source_topic     text,
     source_partition integer,
     source_offset    bigint
+);
+
+-- What the batch's set statement decided for one request.
+CREATE TYPE asset_batch_result_v1 AS (
+    idx              integer,
+    outcome          text,
+    asset_id         uuid,
+    error_sqlstate   text,
+    error_constraint text,
+    error_message    text
 );
 
 -- The constraints on assets as one boolean expression over a batch row `r`: true when
@@ -108,7 +122,7 @@ CREATE FUNCTION asset_create_batch_v1(
     p_request_id text[], p_tenant_id text[], p_folder_id text[], p_name text[],
     p_content_sha256 text[], p_size_bytes text[], p_mime_type text[], p_storage_uri text[],
     p_metadata text[], p_source_topic text[], p_source_partition integer[],
-    p_source_offset bigint[], p_alone boolean[])
+    p_source_offset bigint[], p_alone boolean[], p_check boolean)
 RETURNS TABLE (r_idx integer, r_outcome text, r_asset_id uuid, r_sqlstate text,
                r_constraint text, r_message text)
 LANGUAGE plpgsql AS $$
@@ -117,8 +131,9 @@ DECLARE
     batch asset_batch_row_v1[];
     alone integer[];
     refused integer[];
-    counted bigint;
     total bigint := 0;
+    results asset_batch_result_v1[];
+    counted bigint;
 BEGIN
     -- 1. Those the caller sends alone (p_alone: see the header), and the rest, typed.
     SELECT array_agg(u.i::integer ORDER BY u.i) INTO alone
@@ -136,13 +151,15 @@ BEGIN
            WITH ORDINALITY u(rid, tid, fid, nm, sha, sz, mt, uri, md, st, sp, so, alone, i)
      WHERE NOT COALESCE(u.alone, true);
 
-    -- 2. What the schema's constraints would refuse goes alone too.
-    EXECUTE 'SELECT array_agg(r.idx) FROM unnest($1) r WHERE ' || asset_refusal_predicate_v1()
-       INTO refused USING batch;
+    -- 2. With p_check, what the schema's constraints would refuse goes alone too.
+    IF p_check THEN
+        EXECUTE 'SELECT array_agg(r.idx) FROM unnest($1) r WHERE '
+                || asset_refusal_predicate_v1()
+           INTO refused USING batch;
+    END IF;
     alone := COALESCE(alone, '{}') || COALESCE(refused, '{}');
 
     -- 3. The rest in one statement.
-    RETURN QUERY
     WITH b AS (
         SELECT r.* FROM unnest(batch) r WHERE r.idx <> ALL (alone)),
     -- A lookup is one index probe per request, as a subquery: a join would let the planner
@@ -207,14 +224,37 @@ BEGIN
         SELECT s.request_id, s.asset_id, s.outcome, s.source_topic, s.source_partition,
                s.source_offset
           FROM decided s WHERE s.outcome IS NOT NULL)
-    SELECT s.idx, s.outcome, s.asset_id,
-           CASE WHEN s.outcome IS NULL THEN '23505' END,
-           CASE WHEN s.outcome IS NULL THEN 'assets_tenant_content_key' END,
-           CASE WHEN s.outcome IS NULL THEN
-                'duplicate key value violates unique constraint "assets_tenant_content_key"' END
-      FROM decided s
-    UNION ALL
-    SELECT seen.idx, 'replayed', seen.asset_id, NULL, NULL, NULL FROM seen;
+    SELECT array_agg(x) INTO results
+      FROM (SELECT ROW(s.idx, s.outcome, s.asset_id,
+                       CASE WHEN s.outcome IS NULL THEN '23505' END,
+                       CASE WHEN s.outcome IS NULL THEN 'assets_tenant_content_key' END,
+                       CASE WHEN s.outcome IS NULL THEN
+                            'duplicate key value violates unique constraint "assets_tenant_content_key"'
+                       END)::asset_batch_result_v1 AS x
+              FROM decided s
+            UNION ALL
+            SELECT ROW(seen.idx, 'replayed', seen.asset_id, NULL, NULL,
+                       NULL)::asset_batch_result_v1
+              FROM seen) decided_rows;
+
+    -- Without p_check, a duplicate was judged by NOT NULL and CHECK (the INSERT evaluates
+    -- them before it finds the conflict), but not by the foreign keys, which only look at a
+    -- row that goes in: the constraints' predicate judges the duplicates now, and any it
+    -- refuses sends the whole batch back to be run with p_check.
+    IF NOT p_check THEN
+        SELECT array_agg(x.idx) INTO refused FROM unnest(results) x WHERE x.outcome = 'duplicate';
+        IF refused IS NOT NULL THEN
+            EXECUTE 'SELECT array_agg(r.idx) FROM unnest($1) r WHERE r.idx = ANY ($2) AND ('
+                    || asset_refusal_predicate_v1() || ')'
+               INTO refused USING batch, refused;
+            IF refused IS NOT NULL THEN
+                RAISE integrity_constraint_violation USING
+                    MESSAGE = format('%s duplicate(s) in the batch would be refused by the schema; '
+                                     'run it with the refusal check', cardinality(refused));
+            END IF;
+        END IF;
+    END IF;
+    RETURN QUERY SELECT * FROM unnest(results);
     GET DIAGNOSTICS counted = ROW_COUNT;
     total := counted;
 
