@@ -1,6 +1,6 @@
 /* aw-kafka: the producer and reader that tests, the demo and benchmarks use against a broker.
  *
- *   aw-kafka produce --topic T [--partition N] [--envelope] [--file F|-]
+ *   aw-kafka produce --topic T [--partition N] [--envelope] [--file F|-] [--rate R]
  *   aw-kafka dump --topic T [--timeout-ms MS]
  *   aw-kafka watermarks --topic T
  *   aw-kafka committed --group G --topic T
@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,6 +44,7 @@ struct opts {
 	int32_t partition; /* RD_KAFKA_PARTITION_UA: let the partitioner choose */
 	int envelope;
 	int timeout_ms;
+	double rate; /* produce: records per second, evenly spaced; 0: as fast as possible */
 	const char *props[PROPS_MAX]; /* "key=value" from -X */
 	size_t nprops;
 };
@@ -431,6 +433,23 @@ cleanup:
 	return rc;
 }
 
+/* Waits until record `n` (0-based) is due, n / rate seconds after `start` (CLOCK_MONOTONIC).
+ * Due times are absolute, so a late record is sent at once and the rate holds on average. */
+static void pace_wait(rd_kafka_t *rk, const struct timespec *start, double rate, long n)
+{
+	double due = (double)n / rate;
+	struct timespec at = { .tv_sec = start->tv_sec + (time_t)due,
+			       .tv_nsec = start->tv_nsec + (long)(fmod(due, 1.0) * 1e9) };
+
+	if (at.tv_nsec >= 1000000000L) {
+		at.tv_sec++;
+		at.tv_nsec -= 1000000000L;
+	}
+	rd_kafka_poll(rk, 0); /* serve delivery reports while we wait */
+	while (!g_stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) == EINTR)
+		;
+}
+
 static int cmd_produce(const struct opts *o)
 {
 	struct produce_state st = { 0 };
@@ -442,6 +461,7 @@ static int cmd_produce(const struct opts *o)
 	ssize_t len;
 	long lineno = 0, queued = 0;
 	int rc = 1, input_ok = 1;
+	struct timespec start;
 
 	if (o->file && strcmp(o->file, "-") != 0) {
 		in = fopen(o->file, "r");
@@ -466,9 +486,12 @@ static int cmd_produce(const struct opts *o)
 	if (!rk)
 		goto cleanup;
 
+	clock_gettime(CLOCK_MONOTONIC, &start);
 	while (!g_stop && (len = getline(&line, &cap, in)) >= 0) {
 		int r;
 		lineno++;
+		if (o->rate > 0)
+			pace_wait(rk, &start, o->rate, queued);
 		if (len > 0 && line[len - 1] == '\n')
 			line[--len] = '\0';
 		if (o->envelope) {
@@ -789,7 +812,7 @@ cleanup:
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: aw-kafka produce --topic T [--partition N] [--envelope] [--file F|-]\n"
+		"usage: aw-kafka produce --topic T [--partition N] [--envelope] [--file F|-] [--rate R]\n"
 		"       aw-kafka dump --topic T [--timeout-ms MS]\n"
 		"       aw-kafka watermarks --topic T\n"
 		"       aw-kafka committed --group G --topic T\n"
@@ -799,6 +822,8 @@ static void usage(FILE *out)
 		"produce reads JSON Lines; each line is the raw value, or with --envelope an object\n"
 		"  {\"key\": s|null, \"key_b64\": s, \"value\": s|json|null, \"value_b64\": s,\n"
 		"   \"headers\": {name: s} | [[name, s], ...], \"partition\": n}\n"
+		"  --rate R sends R records a second, evenly spaced (each record's timestamp is\n"
+		"  its send time); without it, as fast as the broker takes them\n"
 		"dump prints one JSON object per record, partition by partition, up to the end.\n"
 		"committed prints -1 for partitions without a committed offset.\n");
 }
@@ -814,6 +839,7 @@ static int opts_parse(int argc, char **argv, struct opts *o)
 		{ "envelope", no_argument, NULL, 'e' },
 		{ "group", required_argument, NULL, 'g' },
 		{ "timeout-ms", required_argument, NULL, 'T' },
+		{ "rate", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -867,6 +893,14 @@ static int opts_parse(int argc, char **argv, struct opts *o)
 				return 2;
 			}
 			o->timeout_ms = (int)v;
+			break;
+		case 'r':
+			errno = 0;
+			o->rate = strtod(optarg, &end);
+			if (errno || *end || !*optarg || !isfinite(o->rate) || o->rate <= 0) {
+				fprintf(stderr, "aw-kafka: --rate: expected records per second > 0\n");
+				return 2;
+			}
 			break;
 		case 'X':
 			if (!strchr(optarg, '=') || optarg[0] == '=' || o->nprops == PROPS_MAX) {
