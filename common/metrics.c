@@ -26,6 +26,8 @@ static const char *const outcome_names[] = { "created", "duplicate", "replayed",
 #define METRICS_OUTCOMES (sizeof outcome_names / sizeof outcome_names[0])
 
 static const char *const retry_kind_names[METRICS_RETRY_KINDS] = { "requeue", "in_place" };
+static const char *const batch_path_names[METRICS_BATCH_PATHS] = { "set", "set_checked",
+								    "one_by_one" };
 
 /* The x-error-class values that reach the dead-letter topic (SPEC section 4), present at 0 from
  * the start so rate() and alerts see a series before the first dead letter. */
@@ -70,6 +72,7 @@ struct metrics_map {
 static struct {
 	_Atomic uint64_t outcomes[METRICS_OUTCOMES];
 	_Atomic uint64_t retries[METRICS_RETRY_KINDS];
+	_Atomic uint64_t batches[METRICS_BATCH_PATHS];
 	_Atomic uint64_t reconnects;
 	_Atomic uint64_t buckets[METRICS_BUCKETS + 1]; /* not cumulative; last is +Inf */
 	_Atomic uint64_t sum_ns;
@@ -222,6 +225,8 @@ void metrics_cleanup(void)
 		atomic_store(&g_metrics.outcomes[i], 0);
 	for (size_t i = 0; i < METRICS_RETRY_KINDS; i++)
 		atomic_store(&g_metrics.retries[i], 0);
+	for (size_t i = 0; i < METRICS_BATCH_PATHS; i++)
+		atomic_store(&g_metrics.batches[i], 0);
 	for (size_t i = 0; i <= METRICS_BUCKETS; i++)
 		atomic_store(&g_metrics.buckets[i], 0);
 	for (size_t i = 0; i < METRICS_GAUGES; i++)
@@ -254,6 +259,12 @@ void metrics_count_dead_letter(const char *error_class)
 void metrics_count_db_error(const char *sqlstate)
 {
 	metrics_map_count(&g_metrics.db_errors, sqlstate && *sqlstate ? sqlstate : "none");
+}
+
+void metrics_count_batch(enum metrics_batch_path path)
+{
+	if ((unsigned)path < METRICS_BATCH_PATHS)
+		atomic_fetch_add_explicit(&g_metrics.batches[path], 1, memory_order_relaxed);
 }
 
 void metrics_count_retry(enum metrics_retry_kind kind)
@@ -487,6 +498,12 @@ int metrics_render(char **out, size_t *len)
 	for (size_t i = 0; i < METRICS_RETRY_KINDS; i++)
 		metrics_labelled(&b, "retries_total", "kind", retry_kind_names[i],
 				 atomic_load_explicit(&g_metrics.retries[i], memory_order_relaxed));
+	metrics_header(&b, "batches_total", "counter",
+		       "Batch transactions tried: the set statement, with the refusal check, or "
+		       "request by request.");
+	for (size_t i = 0; i < METRICS_BATCH_PATHS; i++)
+		metrics_labelled(&b, "batches_total", "path", batch_path_names[i],
+				 atomic_load_explicit(&g_metrics.batches[i], memory_order_relaxed));
 
 	metrics_header(&b, "db_reconnects_total", "counter", "PostgreSQL reconnections.");
 	metrics_printf(&b, "asset_worker_db_reconnects_total %" PRIu64 "\n",

@@ -17,6 +17,8 @@
  *   dead_letters_total{error_class}      counter  the x-error-class written
  *   db_errors_total{sqlstate}            counter  every failed statement, "" SQLSTATE = "none"
  *   retries_total{kind}                  counter  requeue (retry topic) | in_place (transient)
+ *   batches_total{path}                  counter  how PostgreSQL took a batch: set | set_checked
+ *                                                 (with the refusal check) | one_by_one
  *   db_reconnects_total                  counter
  *   processing_seconds                   histogram  per request, decode to outcome
  *   consumer_lag{topic,partition}        gauge    high watermark - position
@@ -52,6 +54,14 @@ enum metrics_retry_kind {
 	METRICS_RETRY_KINDS
 };
 
+/* How a batch was stored (worker/asset_tx.h). */
+enum metrics_batch_path {
+	METRICS_BATCH_SET,	   /* the set statement, without the refusal check */
+	METRICS_BATCH_SET_CHECKED, /* the set statement with the refusal check */
+	METRICS_BATCH_ONE_BY_ONE,  /* request by request (refused as a whole, or alone) */
+	METRICS_BATCH_PATHS
+};
+
 /* Upper bounds (seconds) of the processing_seconds buckets, +Inf implied. */
 #define METRICS_BUCKETS 13
 extern const double metrics_buckets[METRICS_BUCKETS];
@@ -73,6 +83,8 @@ void metrics_count_dead_letter(const char *error_class);
 void metrics_count_db_error(const char *sqlstate);
 /* retries_total{kind}. */
 void metrics_count_retry(enum metrics_retry_kind kind);
+/* batches_total{path}: one try of a batch's transaction. */
+void metrics_count_batch(enum metrics_batch_path path);
 /* db_reconnects_total. */
 void metrics_count_db_reconnect(void);
 /* processing_seconds: one request's time from decoding it to its outcome (committed in

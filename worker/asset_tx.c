@@ -5,6 +5,7 @@
 
 #include "asset_tx_paths.h"
 #include "log.h"
+#include "metrics.h"
 
 /* Values go as text and are cast inside the functions, so a bad uuid or number is a refusal
  * of that request (a row), not an error of the statement. */
@@ -115,13 +116,17 @@ enum asset_tx_status asset_tx_run(struct pg_session *s, struct asset_tx_item *it
 	}
 	/* Alone, a request gains nothing from the set path, and its failure would cost two
 	 * tries instead of one. */
-	if (n == 1)
+	if (n == 1) {
+		metrics_count_batch(METRICS_BATCH_ONE_BY_ONE);
 		return asset_tx_each_run(s, items, n, failed, err);
+	}
+	metrics_count_batch(check_next ? METRICS_BATCH_SET_CHECKED : METRICS_BATCH_SET);
 	enum asset_tx_set_status st = asset_tx_set_run(s, items, n, check_next, err);
 	if (st == SET_REFUSED && !check_next && schema_refused(err)) {
 		/* A refusal met without the check: once more with it. */
 		memset(err, 0, sizeof *err);
 		check_next = 1;
+		metrics_count_batch(METRICS_BATCH_SET_CHECKED);
 		st = asset_tx_set_run(s, items, n, 1, err);
 	}
 	switch (st) {
@@ -137,5 +142,6 @@ enum asset_tx_status asset_tx_run(struct pg_session *s, struct asset_tx_item *it
 	log_info("batch_run_one_by_one", LOG_S("sqlstate", err->sqlstate),
 		 LOG_S("error", err->message), LOG_I("requests", (int64_t)n));
 	memset(err, 0, sizeof *err);
+	metrics_count_batch(METRICS_BATCH_ONE_BY_ONE);
 	return asset_tx_each_run(s, items, n, failed, err);
 }

@@ -6,19 +6,6 @@ it_setup
 it_seed
 printf 'metrics:\n  listen: "127.0.0.1:0"\n' >>"$IT_CONFIG"
 
-# http_get PORT PATH -> "STATUS\nBODY"
-http_get() {
-	exec 3<>"/dev/tcp/127.0.0.1/$1"
-	printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
-	local response
-	response=$(cat <&3)
-	exec 3>&-
-	printf '%s\n' "$(head -n 1 <<<"$response" | awk '{print $2}')"
-	sed '1,/^\r$/d' <<<"$response"
-}
-metric() { # PORT NAME-with-labels -> value
-	http_get "$1" /metrics | awk -v m="$2" '$1 == m {print $2}'
-}
 
 {
 	for i in 1 2 3; do it_request "$(it_uuid)" "$i"; echo; done

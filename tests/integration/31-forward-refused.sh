@@ -14,19 +14,6 @@ it_setup --topic assets.create:1 --topic assets.create.retry:1 \
 it_seed
 printf 'metrics:\n  listen: "127.0.0.1:0"\n' >>"$IT_CONFIG"
 
-http_status() { # PORT PATH
-	exec 3<>"/dev/tcp/127.0.0.1/$1"
-	printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
-	head -n 1 <&3 | awk '{print $2}'
-	exec 3>&-
-}
-metric() { # PORT NAME
-	exec 3<>"/dev/tcp/127.0.0.1/$1"
-	printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-	awk -v m="$2" '$1 == m {print $2}' <&3
-	exec 3>&-
-}
-
 BIG="not json: $(head -c 5000 /dev/zero | tr '\0' 'x')"
 {
 	for i in 1 2 3; do it_request "$(it_uuid)" "$i"; echo; done
@@ -54,7 +41,7 @@ it_request "$LATE" 7 | it_produce_values assets.create 0
 sleep 3
 assert_eq 0 "$(grep -c "request_id=$LATE" "$log" || true)" "a request produced to the paused partition waits in Kafka"
 assert_eq 1 "$(metric "$port" asset_worker_forwards_refused)" "/metrics: asset_worker_forwards_refused 1"
-assert_eq 503 "$(http_status "$port" /readyz)" "/readyz fails while a forward is refused"
+assert_eq 503 "$(http_get "$port" /readyz | head -n 1)" "/readyz fails while a forward is refused"
 sleep 2
 assert_eq 3 "$(itf_committed_sum assets.create)" "never committed past the refused request (offset 3)"
 assert_eq 0 "$(grep -c 'forward_retry' "$log" || true)" "not taken for a retriable error"

@@ -122,4 +122,41 @@ assert_file_lacks "$LOG" "batch_run_one_by_one" "the batch was never run one req
 assert_file_lacks "$LOG" "25P02" "no poisoned transaction"
 committed=$("$AWK" committed --group "$IT_GROUP" --topic assets.create | awk '$1 == 0 {print $2}')
 assert_eq 13 "$committed" "every offset of the batch committed"
+
+# ---- a refusal meeting the set path without its check ----
+# After a batch without refusals the worker leaves the refusal check out; a refusal then fails
+# the set statement, and the batch runs again with the check (not one by one). Each group of
+# requests is produced while the worker is frozen (SIGSTOP, well inside the session timeout),
+# so it arrives as one batch rather than as records trickling in one by one.
+printf 'metrics:\n  listen: "127.0.0.1:0"\n' >>"$IT_CONFIG"
+it_start_worker m
+mlog="$IT_DIR/worker-m.log"
+it_wait_for 30 "metrics port in the log" grep -q 'metrics_listening' "$mlog"
+it_wait_for 60 "worker m owns partitions" grep -qE 'partitions_assigned count=[1-9]' "$mlog"
+port=$(grep -o 'port=[0-9]*' "$mlog" | head -n 1 | cut -d= -f2)
+batches() { metric "$port" "asset_worker_batches_total{path=\"$1\"}"; }
+p2_rows() { it_sql "SELECT count(*) FROM asset_requests WHERE source_partition = 2"; }
+frozen_produce() { # produces stdin to partition 2 while worker m is frozen
+	kill -STOP "$IT_PID_m"
+	it_produce_values assets.create 2
+	sleep 1
+	kill -CONT "$IT_PID_m"
+}
+for n in $(seq 100 119); do req "$(it_uuid)" "$n"; done | frozen_produce
+it_wait_for 60 "20 clean requests committed" bash -c "[[ \$(psql -X -A -t -q -c 'SELECT count(*) FROM asset_requests WHERE source_partition = 2') == 20 ]]"
+set_before=$(batches set) checked_before=$(batches set_checked) alone_before=$(batches one_by_one)
+FK2=$(it_uuid)
+{
+	for n in $(seq 120 124); do req "$(it_uuid)" "$n"; done
+	req "$FK2" 125 --arg t "$UNKNOWN_TENANT" '.tenant_id = $t'
+	for n in $(seq 126 130); do req "$(it_uuid)" "$n"; done
+} | frozen_produce
+it_wait_for 60 "the 10 good requests committed" bash -c "[[ \$(psql -X -A -t -q -c 'SELECT count(*) FROM asset_requests WHERE source_partition = 2') == 30 ]]"
+it_wait_for 30 "the refusal dead-lettered" bash -c "\"$AWK\" dump --topic assets.create.dlq | grep -q '$FK2'"
+assert_eq "$((set_before + 1))" "$(batches set)" "the batch ran the set path without the check"
+assert_eq "$((checked_before + 1))" "$(batches set_checked)" "and once more with the check, after the refusal"
+assert_eq "$alone_before" "$(batches one_by_one)" "not one request at a time"
+assert_eq 30 "$(p2_rows)" "the other 10 committed"
+it_stop_worker m
+assert_eq 0 "$IT_RC" "the worker stops cleanly"
 it_done

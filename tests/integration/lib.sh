@@ -194,6 +194,22 @@ it_stop_worker() {
 	wait "$pid" || IT_RC=$?
 }
 
+# ---- /metrics ----
+
+# http_get PORT PATH -> "STATUS\nBODY"
+http_get() {
+	exec 3<>"/dev/tcp/127.0.0.1/$1"
+	printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+	local response
+	response=$(cat <&3)
+	exec 3>&-
+	printf '%s\n' "$(head -n 1 <<<"$response" | awk '{print $2}')"
+	sed '1,/^\r$/d' <<<"$response"
+}
+metric() { # PORT NAME-with-labels -> value
+	http_get "$1" /metrics | awk -v m="$2" '$1 == m {print $2}'
+}
+
 # Counts log lines of an outcome across the logs of this test.
 it_log_count() { cat "$IT_DIR"/*.log | grep -c "outcome=$1" || true; }
 

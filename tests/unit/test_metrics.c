@@ -77,6 +77,9 @@ static void test_counts(void **state)
 	metrics_count_retry(METRICS_RETRY_REQUEUE);
 	metrics_count_retry(METRICS_RETRY_IN_PLACE);
 	metrics_count_retry(METRICS_RETRY_IN_PLACE);
+	metrics_count_batch(METRICS_BATCH_SET);
+	metrics_count_batch(METRICS_BATCH_SET);
+	metrics_count_batch(METRICS_BATCH_ONE_BY_ONE);
 	metrics_count_db_reconnect();
 	metrics_set_gauge(METRICS_ASSIGNED_PARTITIONS, 6);
 	metrics_set_gauge(METRICS_DB_UP, 1);
@@ -99,6 +102,9 @@ static void test_counts(void **state)
 	assert_true(sample(text, "asset_worker_db_errors_total{sqlstate=\"none\"}") == 2);
 	assert_true(sample(text, "asset_worker_retries_total{kind=\"requeue\"}") == 1);
 	assert_true(sample(text, "asset_worker_retries_total{kind=\"in_place\"}") == 2);
+	assert_true(sample(text, "asset_worker_batches_total{path=\"set\"}") == 2);
+	assert_true(sample(text, "asset_worker_batches_total{path=\"set_checked\"}") == 0);
+	assert_true(sample(text, "asset_worker_batches_total{path=\"one_by_one\"}") == 1);
 	assert_true(sample(text, "asset_worker_db_reconnects_total") == 1);
 	assert_true(sample(text, "asset_worker_assigned_partitions") == 6);
 	assert_true(sample(text, "asset_worker_db_up") == 1);
