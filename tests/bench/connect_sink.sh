@@ -87,9 +87,7 @@ sql() { "$PSQL" -X -A -t -q -F $'\t' -v ON_ERROR_STOP=1 -d "$conninfo" -c "$1"; 
 now_ns() { date +%s%N; }
 calc() { awk "BEGIN { $1 }"; }
 clk_tck="$(getconf CLK_TCK)"
-proc_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-# Busy ticks of the whole machine (everything but idle and iowait): what else ran meanwhile.
-sys_busy_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+source "$here/cpu_ticks.sh"
 
 cleanup() {
 	local rc=$?
@@ -112,18 +110,8 @@ IFS=$'\t' read -r pg_host pg_port pg_db pg_user aux < <(sql "SELECT coalesce(hos
 # psql); readable in /proc when the server is on this machine.
 postmaster="$(awk '$1 == "PPid:" { print $2 }' "/proc/$aux/status" 2>/dev/null || true)"
 
-# CPU ticks used so far by the PostgreSQL server: live processes plus what the postmaster
-# collected from exited children (as tests/bench/run.sh counts it).
-pg_ticks() {
-	[[ -n "$postmaster" ]] || {
-		echo 0
-		return
-	}
-	{
-		awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$postmaster/stat"
-		for child in $(pgrep -P "$postmaster" || true); do proc_ticks "$child"; done
-	} | awk '{ s += $1 } END { print s + 0 }'
-}
+# The PostgreSQL server's CPU so far, 0 when it is not on this machine.
+pg_ticks() { if [[ -n "$postmaster" ]]; then pg_cpu_ticks "$postmaster"; else echo 0; fi; }
 
 # ---- the records ----------------------------------------------------------------------------
 
@@ -250,7 +238,7 @@ ts="$(now_ns)"
 connect start "$out/worker.properties" "$out/sink.properties" >&2 ||
 	connect status >/dev/null || die "Connect did not run; see $out/connect/connect.log"
 jvm="$(<"$out/connect/connect.pid")"
-jvm0="$(proc_ticks "$jvm")"
+jvm0="$(proc_cpu_ticks "$jvm")"
 pg0="$(pg_ticks)"
 sys0="$(sys_busy_ticks)"
 t0="$(now_ns)"
@@ -260,7 +248,7 @@ if [[ -n "$rate" ]]; then
 fi
 wait_rows
 sleep 0.3 # let the last transaction's backend CPU settle
-jvm1="$(proc_ticks "$jvm")"
+jvm1="$(proc_cpu_ticks "$jvm")"
 pg1="$(pg_ticks)"
 sys1="$(sys_busy_ticks)"
 t1="$(now_ns)"

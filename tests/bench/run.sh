@@ -32,6 +32,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
+source "$here/cpu_ticks.sh"
 build="${AW_BUILD_DIR:-$repo/build-rel}"
 out_dir="${AW_BENCH_DIR:-$repo/.run/bench}"
 pg_port="${AW_BENCH_PG_PORT:-55470}"
@@ -274,27 +275,8 @@ prepare_db() {
 	sql "$1" "INSERT INTO tenants (id, name) VALUES ('$tenant', 'bench tenant')" >/dev/null
 }
 
-# CPU seconds (user+sys, in clock ticks) used so far by the PostgreSQL server: the postmaster
-# and its live children (backends, background processes), plus what the postmaster collected
-# from children that exited (cutime+cstime: backends of closed connections). Every server
-# process is a child of the postmaster. Fields after "(comm) ": $12 utime, $13 stime,
-# $14 cutime, $15 cstime.
-pg_cpu_ticks() {
-	local pm child
-	pm="$(head -n 1 "$pg_data/postmaster.pid")"
-	{
-		awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pm/stat"
-		for child in $(pgrep -P "$pm" || true); do
-			awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$child/stat" 2>/dev/null || true
-		done
-	} | awk '{ s += $1 } END { print s + 0 }'
-}
-# Busy CPU ticks of the whole machine (everything but idle and iowait), for the load of
-# others: the machine is shared, and what others run during a measurement shows here.
-sys_busy_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
-proc_cpu_ticks() { # PID -> utime+stime ticks
-	awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
-}
+# The PostgreSQL server's CPU so far (tests/bench/cpu_ticks.sh).
+pg_server_ticks() { pg_cpu_ticks "$(head -n 1 "$pg_data/postmaster.pid")"; }
 # timev FILE FIELD: a field of /usr/bin/time -v output
 timev() { awk -F': ' -v f="$2" 'index($0, f) { print $2; exit }' "$1"; }
 # time_cpu FILE...: user+sys seconds summed over /usr/bin/time -v outputs
@@ -428,7 +410,7 @@ copy_ceiling() {
 	R[$run,copy_requests]="$(cat "$dir"/requests-*.csv | wc -l)"
 	R[$run,copy_assets]="$(cat "$dir"/assets-*.csv | wc -l)"
 	prepare_db bench_copy "$dir" "$bin"
-	c0="$(pg_cpu_ticks)"
+	c0="$(pg_server_ticks)"
 	s0="$(sys_busy_ticks)"
 	t0="$(now_ns)"
 	for ((i = 0; i < nw; i++)); do
@@ -441,7 +423,7 @@ copy_ceiling() {
 	for i in "${pids[@]}"; do wait "$i" || rc=$?; done
 	wall="$(secs_since "$t0")"
 	sleep 0.3 # let the postmaster reap the sessions' backends, so their CPU is counted
-	pgc="$(pg_cpu_ticks)"
+	pgc="$(pg_server_ticks)"
 	busy="$(sys_busy_ticks)"
 	if ((rc != 0)); then
 		echo "run.sh: COPY failed; see $dir/copy-*.log" >&2
@@ -502,7 +484,7 @@ run_one() {
 	say "$run: produced $n requests in ${R[$run,produce_s]} s; running $nw worker(s) with --drain"
 
 	worker_limit=$((600 + n / 100))
-	pgc0="$(pg_cpu_ticks)"
+	pgc0="$(pg_server_ticks)"
 	brc0="$(proc_cpu_ticks "$broker_pid")"
 	sys0="$(sys_busy_ticks)"
 	t0="$(now_ns)"
@@ -511,7 +493,7 @@ run_one() {
 	wait_workers || rc=$?
 	R[$run,wall_s]="$(secs_since "$t0")"
 	sleep 0.3 # let the postmaster reap the workers' backends, so their CPU is counted
-	pgc1="$(pg_cpu_ticks)"
+	pgc1="$(pg_server_ticks)"
 	brc1="$(proc_cpu_ticks "$broker_pid")"
 	sys1="$(sys_busy_ticks)"
 	R[$run,pg_cpu_s]="$(calc "printf \"%.2f\", ($pgc1 - $pgc0) / $clk_tck")"
@@ -783,7 +765,7 @@ run_connect() {
 		--stream "$file" --count "$n" --out "$dir/out")
 	[[ -z "$rate" ]] || args+=(--rate "$rate")
 	say "connect, $phase: connect_sink.sh ${args[*]}"
-	AW_BENCH_PG_DATA="$pg_data" bash "$connect_sink" "${args[@]}" >"$dir/connect.out" 2>"$dir/connect.log" || rc=$?
+	bash "$connect_sink" "${args[@]}" >"$dir/connect.out" 2>"$dir/connect.log" || rc=$?
 	if ((rc != 0)); then
 		CN[$phase,failed]="$rc"
 		say "connect, $phase: connect_sink.sh exited $rc; see $dir/connect.log"
