@@ -86,7 +86,7 @@ int asset_tx_end_pipeline(struct pg_session *s, int synced, struct pg_error *err
 }
 
 /* Whether the next batch runs the set path with the refusal check (asset_tx_paths.h): it
- * costs about a fifth of a batch, and a refusal met without it costs the batch twice. So: with
+ * costs about a sixth of a batch, and a refusal met without it costs the batch twice. So: with
  * the check after a batch that held a refusal, without while none come. One batch runs at a
  * time, so this is the worker's, not a batch's. */
 static int check_next = 1;

@@ -12,7 +12,7 @@
 --      - with p_check, a request the schema's own constraints on assets would refuse: NOT
 --        NULL, CHECK and foreign keys, read from the catalog at each call
 --        (asset_refusal_predicate_v1), never copied here, so a constraint an operator adds is
---        obeyed from the next batch on. The check costs about a fifth of the batch: the caller
+--        obeyed from the next batch on. The check costs about a sixth of the batch: the caller
 --        asks for it after a batch that held a refusal, and goes without while none come.
 --        Without it a refusal fails the whole call, and the caller runs the batch again
 --        with it.
