@@ -27,10 +27,10 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
+source "$here/maven_libs.sh"
 run_dir="${AW_RUN_DIR:-$repo/.run}/kafka"
 pom="$here/kafka/pom.xml"
 admin="$here/kafka/admin.py"
-cache_root="${AW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/asset-worker}"
 pid_file="$run_dir/kafka.pid"
 proxy_pid_file="$run_dir/proxy.pid"
 addr_file="$run_dir/kafka.addr"
@@ -44,35 +44,8 @@ die() {
 	exit 1
 }
 
-# The jars' directory: fetched once per pom.xml content, complete only when its stamp exists.
-libs_dir() {
-	echo "$cache_root/kafka-$(sha256sum "$pom" | cut -c1-12)/libs"
-}
-
-cmd_fetch() {
-	local libs stamp tmp
-	libs="$(libs_dir)"
-	stamp="$libs/.complete"
-	[[ -f "$stamp" ]] && return 0
-	command -v mvn >/dev/null 2>&1 || die "no mvn (Maven); run scripts/install-deps.sh"
-	mkdir -p "$(dirname "$libs")"
-	tmp="$(mktemp -d "$(dirname "$libs")/fetch.XXXXXX")"
-	echo "kafka.sh: fetching Apache Kafka from Maven Central (once; cached in $(dirname "$libs"))" >&2
-	if ! mvn -q -B -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
-		-DoutputDirectory="$tmp" >"$tmp.log" 2>&1; then
-		rm -rf "$tmp"
-		die "could not fetch Apache Kafka with Maven (Maven Central unreachable and nothing cached?): $(grep -m 1 -E 'ERROR' "$tmp.log" | cut -c1-300)"
-	fi
-	rm -f "$tmp.log"
-	touch "$tmp/.complete"
-	rm -rf "$libs"
-	mv "$tmp" "$libs"
-}
-
-cmd_classpath() {
-	cmd_fetch
-	echo "$(libs_dir)/*"
-}
+cmd_fetch() { maven_fetch kafka "$pom" "Apache Kafka"; }
+cmd_classpath() { maven_classpath kafka "$pom" "Apache Kafka"; }
 
 java_bin() {
 	command -v java >/dev/null 2>&1 || die "no java (Java 17 or newer); run scripts/install-deps.sh"
