@@ -55,6 +55,23 @@ int asset_tx_read_outcome(const PGresult *r, int row, int col, struct asset_tx_i
 	return 0;
 }
 
+void asset_tx_skip_rest(PGconn *c)
+{
+	PGresult *r;
+	while ((r = PQgetResult(c)) != NULL)
+		PQclear(r);
+}
+
+int asset_tx_read_sync(PGconn *c, int report, struct pg_error *err)
+{
+	PGresult *r = PQgetResult(c);
+	int synced = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+	if (!synced && report)
+		pg_error_set(err, c, r);
+	PQclear(r);
+	return synced;
+}
+
 int asset_tx_end_pipeline(struct pg_session *s, int synced, struct pg_error *err)
 {
 	PGconn *c = s->conn;

@@ -58,16 +58,11 @@ static int read_all(PGconn *c, struct asset_tx_item *items, size_t n,
 			*failed = stmt - 1;
 		}
 		PQclear(r);
-		while ((r = PQgetResult(c)) != NULL)
-			PQclear(r);
+		asset_tx_skip_rest(c);
 	}
-	PGresult *r = PQgetResult(c);
-	int synced = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
-	if (!synced && *status == TX_COMMITTED) {
-		pg_error_set(err, c, r);
+	int synced = asset_tx_read_sync(c, *status == TX_COMMITTED, err);
+	if (!synced && *status == TX_COMMITTED)
 		*status = TX_FAILED;
-	}
-	PQclear(r);
 	return synced ? 0 : -1;
 }
 

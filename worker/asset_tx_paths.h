@@ -30,6 +30,12 @@ enum asset_tx_status asset_tx_each_run(struct pg_session *s, struct asset_tx_ite
  * column `col` on) into the item. Returns -1 if the outcome is none the worker knows. */
 int asset_tx_read_outcome(const PGresult *r, int row, int col, struct asset_tx_item *it);
 
+/* After a statement's first result: reads its others, to the NULL that ends it. */
+void asset_tx_skip_rest(PGconn *c);
+
+/* Reads the pipeline's sync. Returns 1 if it came; if not, and `report`, err says why. */
+int asset_tx_read_sync(PGconn *c, int report, struct pg_error *err);
+
 /* Ends a pipelined transaction whose results were all read: the connection broke (`synced`
  * 0, or no longer OK), it could not leave pipeline mode, or a failed statement left the
  * transaction open (rolled back now). Returns 0 with the session idle and clean, or -1 with

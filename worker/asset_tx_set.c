@@ -149,16 +149,11 @@ static int read_all(PGconn *c, struct asset_tx_item *items, size_t n,
 			*status = SET_FAILED;
 		}
 		PQclear(r);
-		while ((r = PQgetResult(c)) != NULL)
-			PQclear(r);
+		asset_tx_skip_rest(c);
 	}
-	PGresult *r = PQgetResult(c);
-	int synced = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
-	if (!synced && *status == SET_COMMITTED) {
-		pg_error_set(err, c, r);
+	int synced = asset_tx_read_sync(c, *status == SET_COMMITTED, err);
+	if (!synced && *status == SET_COMMITTED)
 		*status = SET_FAILED;
-	}
-	PQclear(r);
 	return synced ? 0 : -1;
 }
 
