@@ -14,15 +14,7 @@ it_install_raise_trigger
 # INSERT of the same content waits on the unique index; then it commits and the worker gets
 # 23505 from assets_tenant_content_key.
 BLOCKER_RID=$(it_uuid)
-mkfifo "$IT_DIR/blocker.fifo"
-PGAPPNAME=it-blocker psql -X -q -v ON_ERROR_STOP=1 <"$IT_DIR/blocker.fifo" >"$IT_DIR/blocker.log" 2>&1 &
-BLOCKER_PID=$!
-exec 7>"$IT_DIR/blocker.fifo"
-echo "BEGIN; SELECT outcome FROM asset_create_v1('$BLOCKER_RID', '$IT_TENANT', NULL, 'blocker.bin', '$(it_sha 7)', 1, NULL, 's3://it/blocker', NULL, 'blocker', 0, 0);" >&7
-blocker_open() {
-	[[ $(it_sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'it-blocker' AND state = 'idle in transaction'") == 1 ]]
-}
-it_wait_for 20 "the blocker's open transaction" blocker_open
+it_blocker_hold "$BLOCKER_RID" 7
 
 R=$(it_uuid) AFTER=$(it_uuid)
 T0=$(it_now_ms)
@@ -33,15 +25,10 @@ T0=$(it_now_ms)
 	echo
 } | it_produce_values assets.create 0
 it_start_worker race --drain
-worker_waits() {
-	[[ $(it_sql "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND application_name <> 'it-blocker'") == 1 ]]
-}
-it_wait_for 40 "the worker's INSERT waiting on the blocker" worker_waits
+it_blocker_waited_on "the worker's INSERT waiting on the blocker"
 ok "the worker's INSERT of the same content waits on the open transaction"
 T_COMMIT=$(it_now_ms)
-echo "COMMIT;" >&7
-exec 7>&-
-wait "$BLOCKER_PID" || fail "the blocker session failed: $(cat "$IT_DIR/blocker.log")"
+it_blocker_commit
 it_wait_worker race 60
 assert_eq 0 "$IT_RC" "worker --drain exits 0"
 LOG=$IT_DIR/worker-race.log

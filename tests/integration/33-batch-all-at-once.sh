@@ -24,15 +24,7 @@ R0_ASSET=$(it_sql "SELECT asset_id FROM asset_requests WHERE request_id = '$R0'"
 
 # ---- another transaction holds content 7, uncommitted, while the batch inserts it ----
 BLOCKER_RID=$(it_uuid)
-mkfifo "$IT_DIR/blocker.fifo"
-PGAPPNAME=it-blocker psql -X -q -v ON_ERROR_STOP=1 <"$IT_DIR/blocker.fifo" >"$IT_DIR/blocker.log" 2>&1 &
-BLOCKER_PID=$!
-exec 7>"$IT_DIR/blocker.fifo"
-echo "BEGIN; SELECT outcome FROM asset_create_v1('$BLOCKER_RID', '$IT_TENANT', NULL, 'blocker.bin', '$(it_sha 7)', 1, NULL, 's3://it/blocker', NULL, 'blocker', 0, 0);" >&7
-blocker_open() {
-	[[ $(it_sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'it-blocker' AND state = 'idle in transaction'") == 1 ]]
-}
-it_wait_for 20 "the blocker's open transaction" blocker_open
+it_blocker_hold "$BLOCKER_RID" 7
 
 # ---- the batch: one partition, in this order ----
 A=$(it_uuid) B=$(it_uuid) FK=$(it_uuid) CHK=$(it_uuid) RACE=$(it_uuid) NN=$(it_uuid)
@@ -60,14 +52,9 @@ req() {
 	req "$LONG" 1 --arg n "$long_name" '.name = $n'                 # 12 23514 a duplicate must be valid too
 } | it_produce_values assets.create 0
 it_start_worker batch --drain
-worker_waits() {
-	[[ $(it_sql "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND application_name <> 'it-blocker'") == 1 ]]
-}
-it_wait_for 40 "the batch's INSERT waiting on the blocker" worker_waits
+it_blocker_waited_on "the batch's INSERT waiting on the blocker"
 ok "the batch's INSERT of content 7 waits on the open transaction"
-echo "COMMIT;" >&7
-exec 7>&-
-wait "$BLOCKER_PID" || fail "the blocker session failed: $(cat "$IT_DIR/blocker.log")"
+it_blocker_commit
 it_wait_worker batch 60
 assert_eq 0 "$IT_RC" "worker --drain exits 0"
 LOG=$IT_DIR/worker-batch.log

@@ -194,6 +194,35 @@ it_stop_worker() {
 	wait "$pid" || IT_RC=$?
 }
 
+# ---- a race made deterministic: another session holding content uncommitted ----
+
+# it_blocker_hold REQUEST_ID CONTENT_NUMBER: a second session (application_name it-blocker)
+# stores the content through asset_create_v1 and keeps its transaction open; returns once it
+# is open. BLOCKER_PID is that psql.
+it_blocker_hold() {
+	mkfifo "$IT_DIR/blocker.fifo"
+	PGAPPNAME=it-blocker psql -X -q -v ON_ERROR_STOP=1 <"$IT_DIR/blocker.fifo" >"$IT_DIR/blocker.log" 2>&1 &
+	BLOCKER_PID=$!
+	exec 7>"$IT_DIR/blocker.fifo"
+	echo "BEGIN; SELECT outcome FROM asset_create_v1('$1', '$IT_TENANT', NULL, 'blocker.bin', '$(it_sha "$2")', 1, NULL, 's3://it/blocker', NULL, 'blocker', 0, 0);" >&7
+	it_wait_for 20 "the blocker's open transaction" it_blocker_open
+}
+it_blocker_open() {
+	[[ $(it_sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'it-blocker' AND state = 'idle in transaction'") == 1 ]]
+}
+# it_blocker_waited_on DESCRIPTION: waits until another session of this database waits on a lock
+# (the worker's INSERT of the blocker's content).
+it_blocker_waited_on() { it_wait_for 40 "$1" it_lock_waiter; }
+it_lock_waiter() {
+	[[ $(it_sql "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND application_name <> 'it-blocker'") == 1 ]]
+}
+# it_blocker_commit: the blocker commits and its session ends.
+it_blocker_commit() {
+	echo "COMMIT;" >&7
+	exec 7>&-
+	wait "$BLOCKER_PID" || fail "the blocker session failed: $(cat "$IT_DIR/blocker.log")"
+}
+
 # ---- /metrics ----
 
 # http_get PORT PATH -> "STATUS\nBODY"
